@@ -1,0 +1,54 @@
+"""The ``mpay`` command line.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds the
+subparser and sets ``func`` (taking the parsed namespace, returning an exit status).
+Exit status: 0 success, 1 a run whose invariants or expectations failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: modules under mpay/ that contribute a subcommand, in help order
+SUBCOMMAND_MODULES = (
+    "mpay.cmd_vectors",
+    "mpay.cmd_keys",
+)
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpay",
+        description=(
+            "Simulator of the escrow SMS mobile-payment protocol: customer handsets, merchants, "
+            "a payment center and a bank exchanging signed, encrypted SMS."
+        ),
+        epilog="Example: mpay vectors out/vectors",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"mpay {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
