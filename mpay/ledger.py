@@ -1,0 +1,767 @@
+"""A durable double-entry ledger on aiosqlite, modelled on TigerBeetle.
+
+Accounts carry ``debits_pending/posted`` and ``credits_pending/posted``; transfers are
+immutable rows (SQLite triggers refuse UPDATE and DELETE). A transfer moves ``amount`` from
+its debit account to its credit account. Two-phase transfers are escrow: a *pending*
+transfer (hold) reserves the amount; a later *post_pending* transfer settles all or part of
+it (the rest is released) and a *void_pending* transfer releases it all. Each hold is
+resolved at most once (a UNIQUE index on ``pending_id``), optionally expires after
+``timeout_s`` of virtual time, and an expired hold can only be voided.
+
+Every public operation runs inside :meth:`Ledger.atomic`: the outermost block is one
+``BEGIN IMMEDIATE ... COMMIT``; nested blocks (and operations called inside a block) join it
+through a SAVEPOINT, so a refused operation inside a larger protocol step leaves nothing
+behind while the step's other writes stay. Other stores sharing the database (the payment
+center's escrow state, the credit bureau) write through :meth:`Ledger.execute` or
+:meth:`Ledger.run_sync` inside the same block, so one protocol step commits all-or-nothing.
+
+The ledger never reads the wall clock: ``now_s`` is passed in, or taken from the injected
+``clock`` callable (the simulator passes its virtual clock).
+
+Performance: the work of one operation runs as one function on aiosqlite's worker thread
+(one thread hop, prepared statements cached by sqlite3), not one hop per SQL statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from actors.ports import (
+    AccountExists,
+    AmountInvalid,
+    CurrencyMismatch,
+    InsufficientFunds,
+    LedgerError,
+    PendingAlreadyResolved,
+    PendingExpired,
+    PendingNotFound,
+    TransferIdConflict,
+    TransferInvalid,
+    UnknownAccount,
+)
+
+T = TypeVar("T")
+
+# --- limits and flags -----------------------------------------------------------------------
+
+#: Largest amount and largest balance column: SQLite's signed 64-bit INTEGER.
+AMOUNT_MAX = 2**63 - 1
+#: Longest account or transfer id.
+MAX_ID_CHARS = 128
+#: Longest currency code ("CNY", "PTS").
+MAX_CURRENCY_CHARS = 8
+#: Longest ``code`` (a short label: "hold", "settle", ...).
+MAX_CODE_CHARS = 32
+#: Longest ``user_data`` (e.g. a contract number).
+MAX_USER_DATA_CHARS = 256
+#: Most transfers in one ``create_transfers`` batch (TigerBeetle's batch size).
+MAX_BATCH = 8190
+#: Longest hold timeout: ten years of virtual time.
+MAX_TIMEOUT_S = 10 * 365 * 86400.0
+
+# Account flags (TigerBeetle names).
+DEBITS_MUST_NOT_EXCEED_CREDITS = 1
+CREDITS_MUST_NOT_EXCEED_DEBITS = 2
+_ACCOUNT_FLAGS = DEBITS_MUST_NOT_EXCEED_CREDITS | CREDITS_MUST_NOT_EXCEED_DEBITS
+
+# Transfer flags.
+PENDING = 1
+POST_PENDING = 2
+VOID_PENDING = 4
+LINKED = 8
+_KIND_FLAGS = PENDING | POST_PENDING | VOID_PENDING
+
+#: ``code`` of the void transfer written by :meth:`Ledger.expire_pending`.
+EXPIRED_CODE = "expired"
+#: Suffix of the id of that void transfer (``<pending_id>~expired``).
+EXPIRED_SUFFIX = "~expired"
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_accounts (
+    id TEXT PRIMARY KEY,
+    currency TEXT NOT NULL,
+    flags INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    debits_pending INTEGER NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
+    debits_posted INTEGER NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+    credits_pending INTEGER NOT NULL DEFAULT 0 CHECK (credits_pending >= 0),
+    credits_posted INTEGER NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+    at_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_transfers (
+    id TEXT PRIMARY KEY,
+    debit_account TEXT NOT NULL,
+    credit_account TEXT NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    currency TEXT NOT NULL,
+    flags INTEGER NOT NULL,
+    pending_id TEXT,
+    timeout_s REAL,
+    expires_at_s REAL,
+    code TEXT NOT NULL,
+    user_data TEXT NOT NULL,
+    at_s REAL NOT NULL
+);
+-- each hold is resolved (posted, voided or expired) at most once
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_transfers_pending_once
+    ON ledger_transfers (pending_id) WHERE pending_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ledger_transfers_expiry
+    ON ledger_transfers (expires_at_s) WHERE expires_at_s IS NOT NULL;
+CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_update
+    BEFORE UPDATE ON ledger_transfers
+    BEGIN SELECT RAISE(ABORT, 'ledger_transfers is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_delete
+    BEFORE DELETE ON ledger_transfers
+    BEGIN SELECT RAISE(ABORT, 'ledger_transfers is append-only: DELETE refused'); END;
+"""
+
+_T_COLS = (
+    "id, debit_account, credit_account, amount, currency, flags, pending_id, timeout_s, "
+    "expires_at_s, code, user_data, at_s"
+)
+_SQL_GET_TRANSFER = f"SELECT {_T_COLS} FROM ledger_transfers WHERE id = ?"
+_SQL_INSERT_TRANSFER = f"INSERT INTO ledger_transfers ({_T_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_SQL_RESOLVER = "SELECT id, flags, code FROM ledger_transfers WHERE pending_id = ?"
+_A_COLS = (
+    "id, currency, flags, code, debits_pending, debits_posted, credits_pending, "
+    "credits_posted, at_s"
+)
+_SQL_GET_ACCOUNT = f"SELECT {_A_COLS} FROM ledger_accounts WHERE id = ?"
+_SQL_UPDATE_ACCOUNT = (
+    "UPDATE ledger_accounts SET debits_pending = ?, debits_posted = ?, credits_pending = ?, "
+    "credits_posted = ? WHERE id = ?"
+)
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account row. Balances are derived from the four TigerBeetle columns."""
+
+    id: str
+    currency: str
+    flags: int = 0
+    code: str = ""
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+    at_s: float = 0.0
+
+    @property
+    def credit_balance(self) -> int:
+        """Posted credits - posted debits (a liability/wallet balance)."""
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def debit_balance(self) -> int:
+        """Posted debits - posted credits (an asset balance, e.g. money at the bank)."""
+        return self.debits_posted - self.credits_posted
+
+    @property
+    def available(self) -> int:
+        """What a credit-normal account can still spend: posted credits - all debits."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A transfer request (and, read back, a stored transfer).
+
+    For ``POST_PENDING`` / ``VOID_PENDING`` the accounts may be left empty and ``amount``
+    ``None`` (post: all of the hold; void: the hold's amount); they are filled from the hold.
+    ``currency`` ``None`` means "the accounts' currency".
+    """
+
+    id: str
+    debit_account: str = ""
+    credit_account: str = ""
+    amount: int | None = None
+    currency: str | None = None
+    flags: int = 0
+    pending_id: str | None = None
+    timeout_s: float | None = None
+    code: str = ""
+    user_data: str = ""
+    #: set when read back from the database
+    at_s: float | None = None
+    expires_at_s: float | None = None
+
+
+#: ``create_transfers`` per-transfer results
+CREATED = "created"
+EXISTS = "exists"
+
+
+def _transfer_from_row(row: Sequence[Any]) -> Transfer:
+    return Transfer(
+        id=row[0],
+        debit_account=row[1],
+        credit_account=row[2],
+        amount=row[3],
+        currency=row[4],
+        flags=row[5],
+        pending_id=row[6],
+        timeout_s=row[7],
+        expires_at_s=row[8],
+        code=row[9],
+        user_data=row[10],
+        at_s=row[11],
+    )
+
+
+def _account_from_row(row: Sequence[Any]) -> Account:
+    return Account(*row)
+
+
+def _fail(exc: LedgerError, index: int, transfer_id: str) -> LedgerError:
+    """Annotate a refusal with the batch position of the transfer that caused it."""
+    exc.index = index  # type: ignore[attr-defined]
+    exc.transfer_id = transfer_id  # type: ignore[attr-defined]
+    return exc
+
+
+def _check_text(value: object, what: str, limit: int, *, empty_ok: bool = False) -> None:
+    if not isinstance(value, str) or (not value and not empty_ok) or len(value) > limit:
+        raise TransferInvalid(f"{what} must be a string of 1..{limit} characters, got {value!r}")
+
+
+def check_amount(amount: object, what: str = "amount") -> int:
+    if type(amount) is not int or amount <= 0 or amount > AMOUNT_MAX:
+        raise AmountInvalid(f"{what} must be an int in 1..{AMOUNT_MAX}, got {amount!r}")
+    return amount
+
+
+# --- the ledger ----------------------------------------------------------------------------
+
+
+class Ledger:
+    """One institution's books in one SQLite database. Open with :meth:`open`."""
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        raw: sqlite3.Connection,
+        *,
+        name: str,
+        path: str,
+        clock: Callable[[], float] | None,
+    ) -> None:
+        self._conn = conn
+        self._raw = raw
+        self.name = name
+        self.path = path
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+        self._closed = False
+
+    # -- opening and closing --
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        name: str = "ledger",
+        clock: Callable[[], float] | None = None,
+        synchronous: str = "NORMAL",
+    ) -> Ledger:
+        """Open (creating if needed) the ledger database at ``path`` (or ``":memory:"``).
+
+        WAL journal; ``synchronous="NORMAL"`` by default: a commit survives a process crash,
+        and only an OS crash or power loss may lose the last commits (never half of one).
+        ``"FULL"`` also survives power loss at the cost of an fsync per commit.
+        """
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be NORMAL or FULL (or OFF/EXTRA), not {synchronous!r}")
+        spath = str(path)
+        conn = await aiosqlite.connect(spath, isolation_level=None)
+        raw = conn._connection  # the sqlite3 connection, used only on aiosqlite's thread
+        if raw is None or not hasattr(conn, "_execute"):  # pragma: no cover - aiosqlite changed
+            await conn.close()
+            raise RuntimeError("this aiosqlite version lacks Connection._execute")
+        ledger = cls(conn, raw, name=name, path=spath, clock=clock)
+
+        def setup(c: sqlite3.Connection) -> None:
+            if spath != ":memory:":
+                mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise RuntimeError(f"{spath}: could not switch to WAL (got {mode})")
+            c.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            c.execute("PRAGMA busy_timeout=5000")
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _SCHEMA.split(";\n"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(
+                    "INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                c.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('name', ?)", (name,))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        try:
+            await conn._execute(setup, raw)
+        except BaseException:
+            await conn.close()
+            raise
+        return ledger
+
+    async def close(self) -> None:
+        """Close the connection (waits for a running atomic block of another task)."""
+        if self._closed:
+            return
+        async with self._lock:
+            self._closed = True
+            await self._conn.close()
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The aiosqlite connection, for stores sharing this database.
+
+        Prefer :meth:`execute` / :meth:`run_sync`: they join the current :meth:`atomic`
+        block. A bare ``connection.execute`` outside any block autocommits by itself.
+        """
+        return self._conn
+
+    def now_s(self) -> float:
+        """Virtual time from the injected clock (0.0 without a clock)."""
+        return float(self._clock()) if self._clock is not None else 0.0
+
+    # -- transactions --
+
+    def _in_block(self) -> bool:
+        return self._depth > 0 and self._owner is asyncio.current_task()
+
+    async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise LedgerError(f"ledger {self.name} is closed")
+        return await self._conn._execute(fn, self._raw)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """Re-entrant transaction: the outermost block is BEGIN IMMEDIATE ... COMMIT
+        (ROLLBACK on exception); a nested block is a SAVEPOINT that joins it, so an
+        exception caught inside the outer block undoes only the nested part."""
+        if self._in_block():
+            self._depth += 1
+            sp = f"ledger_sp{self._depth}"
+            await self._hop(lambda c: c.execute(f"SAVEPOINT {sp}"))
+            try:
+                yield
+            except BaseException:
+                await self._hop(lambda c: (c.execute(f"ROLLBACK TO {sp}"), c.execute(f"RELEASE {sp}")))
+                raise
+            else:
+                await self._hop(lambda c: c.execute(f"RELEASE {sp}"))
+            finally:
+                self._depth -= 1
+            return
+        async with self._lock:
+            await self._hop(lambda c: c.execute("BEGIN IMMEDIATE"))
+            self._owner = asyncio.current_task()
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                await self._hop(_rollback_quietly)
+                raise
+            else:
+                try:
+                    await self._hop(lambda c: c.execute("COMMIT"))
+                except BaseException:
+                    await self._hop(_rollback_quietly)
+                    raise
+            finally:
+                self._owner = None
+                self._depth = 0
+
+    async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(sqlite3_connection)`` on the database thread as one atomic unit: its own
+        transaction, or a savepoint inside the caller's :meth:`atomic` block."""
+        if self._in_block():
+            return await self._hop(lambda c: _in_savepoint(c, fn))
+        async with self._lock:
+            return await self._hop(lambda c: _in_transaction(c, fn))
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read-only ``fn(sqlite3_connection)``; sees the caller's uncommitted writes
+        inside an :meth:`atomic` block, and waits for other tasks' blocks to finish."""
+        if self._in_block():
+            return await self._hop(fn)
+        async with self._lock:
+            return await self._hop(lambda c: _in_read(c, fn))
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Execute one SQL statement atomically (joining the current block) and return its
+        rows: for stores that share this database."""
+        return await self.run_sync(lambda c: c.execute(sql, parameters).fetchall())
+
+    # -- accounts --
+
+    async def create_account(
+        self, account_id: str, currency: str, flags: int = 0, code: str = "", *, now_s: float | None = None
+    ) -> bool:
+        """Open an account; returns True if created, False if it already existed identically.
+        Raises AccountExists if it exists with another currency, flags or code."""
+        _check_text(account_id, "account id", MAX_ID_CHARS)
+        if not isinstance(currency, str) or not currency or len(currency) > MAX_CURRENCY_CHARS:
+            raise CurrencyMismatch(f"currency must be 1..{MAX_CURRENCY_CHARS} characters, got {currency!r}")
+        if type(flags) is not int or flags & ~_ACCOUNT_FLAGS or flags == _ACCOUNT_FLAGS:
+            raise TransferInvalid(f"account flags {flags!r}: use one of the two balance flags or none")
+        _check_text(code, "account code", MAX_CODE_CHARS, empty_ok=True)
+        at_s = self.now_s() if now_s is None else float(now_s)
+
+        def work(c: sqlite3.Connection) -> bool:
+            row = c.execute(_SQL_GET_ACCOUNT, (account_id,)).fetchone()
+            if row is not None:
+                if (row[1], row[2], row[3]) != (currency, flags, code):
+                    raise AccountExists(
+                        f"account {account_id} exists as {row[1]}/flags={row[2]}/code={row[3]!r}"
+                    )
+                return False
+            c.execute(
+                "INSERT INTO ledger_accounts (id, currency, flags, code, at_s) VALUES (?,?,?,?,?)",
+                (account_id, currency, flags, code, at_s),
+            )
+            return True
+
+        return await self.run_sync(work)
+
+    async def account(self, account_id: str) -> Account:
+        """One account; raises UnknownAccount."""
+
+        def work(c: sqlite3.Connection) -> Account:
+            row = c.execute(_SQL_GET_ACCOUNT, (account_id,)).fetchone()
+            if row is None:
+                raise UnknownAccount(f"no account {account_id!r} in {self.name}")
+            return _account_from_row(row)
+
+        return await self.read(work)
+
+    async def accounts(self) -> list[Account]:
+        """Every account, ordered by id."""
+        return await self.read(
+            lambda c: [_account_from_row(r) for r in c.execute(f"SELECT {_A_COLS} FROM ledger_accounts ORDER BY id")]
+        )
+
+    # -- transfers --
+
+    async def get_transfer(self, transfer_id: str) -> Transfer | None:
+        row = await self.read(lambda c: c.execute(_SQL_GET_TRANSFER, (transfer_id,)).fetchone())
+        return None if row is None else _transfer_from_row(row)
+
+    async def transfers(self) -> list[Transfer]:
+        """Every transfer in commit order."""
+        return await self.read(
+            lambda c: [_transfer_from_row(r) for r in c.execute(f"SELECT {_T_COLS} FROM ledger_transfers ORDER BY rowid")]
+        )
+
+    async def pending_state(self, pending_id: str) -> str:
+        """'pending', 'posted', 'voided' or 'expired'; raises PendingNotFound."""
+
+        def work(c: sqlite3.Connection) -> str:
+            row = c.execute("SELECT flags FROM ledger_transfers WHERE id = ?", (pending_id,)).fetchone()
+            if row is None or not row[0] & PENDING:
+                raise PendingNotFound(f"no hold {pending_id!r} in {self.name}")
+            res = c.execute(_SQL_RESOLVER, (pending_id,)).fetchone()
+            if res is None:
+                return "pending"
+            if res[1] & POST_PENDING:
+                return "posted"
+            return "expired" if res[2] == EXPIRED_CODE else "voided"
+
+        return await self.read(work)
+
+    async def create_transfer(self, transfer: Transfer, *, now_s: float | None = None) -> str:
+        """One transfer; returns CREATED or EXISTS (same id, same content: a no-op)."""
+        return (await self.create_transfers([transfer], now_s=now_s))[0]
+
+    async def create_transfers(self, batch: Sequence[Transfer], *, now_s: float | None = None) -> list[str]:
+        """Apply a batch atomically: all transfers or none (a linked chain). Returns per
+        transfer CREATED or EXISTS; raises the first refusal (a LedgerError with ``index``
+        and ``transfer_id`` attributes) and then nothing of the batch is applied."""
+        if not batch:
+            return []
+        if len(batch) > MAX_BATCH:
+            raise TransferInvalid(f"batch of {len(batch)} transfers exceeds {MAX_BATCH}")
+        at_s = self.now_s() if now_s is None else float(now_s)
+        if not math.isfinite(at_s):
+            raise TransferInvalid(f"now_s must be finite, got {now_s!r}")
+        items = list(batch)
+        return await self.run_sync(lambda c: _apply_batch(c, items, at_s))
+
+    async def expire_pending(self, now_s: float | None = None) -> list[str]:
+        """Void every hold whose timeout has passed at ``now_s`` (TigerBeetle-style expiry);
+        returns their ids. An expired hold can no longer be posted (PendingExpired)."""
+        at_s = self.now_s() if now_s is None else float(now_s)
+
+        def work(c: sqlite3.Connection) -> list[str]:
+            rows = c.execute(
+                "SELECT t.id FROM ledger_transfers t WHERE t.expires_at_s IS NOT NULL "
+                "AND t.expires_at_s <= ? AND NOT EXISTS "
+                "(SELECT 1 FROM ledger_transfers r WHERE r.pending_id = t.id) ORDER BY t.rowid",
+                (at_s,),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            voids = [
+                Transfer(id=pid + EXPIRED_SUFFIX, flags=VOID_PENDING, pending_id=pid, code=EXPIRED_CODE)
+                for pid in ids
+            ]
+            for start in range(0, len(voids), MAX_BATCH):
+                _apply_batch(c, voids[start : start + MAX_BATCH], at_s, link=False)
+            return ids
+
+        return await self.run_sync(work)
+
+
+# --- the core, run on the database thread ---------------------------------------------------
+
+
+def _rollback_quietly(c: sqlite3.Connection) -> None:
+    if c.in_transaction:
+        c.execute("ROLLBACK")
+
+
+def _in_transaction(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(c)
+        c.execute("COMMIT")
+    except BaseException:
+        _rollback_quietly(c)
+        raise
+    return result
+
+
+def _in_savepoint(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    c.execute("SAVEPOINT ledger_op")
+    try:
+        result = fn(c)
+    except BaseException:
+        c.execute("ROLLBACK TO ledger_op")
+        c.execute("RELEASE ledger_op")
+        raise
+    c.execute("RELEASE ledger_op")
+    return result
+
+
+def _in_read(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    c.execute("BEGIN")  # deferred: one consistent snapshot for multi-statement reads
+    try:
+        return fn(c)
+    finally:
+        _rollback_quietly(c)
+
+
+def _apply_batch(c: sqlite3.Connection, batch: list[Transfer], at_s: float, *, link: bool = True) -> list[str]:
+    """Validate the whole batch in memory, then write it: nothing is written on a refusal."""
+    accounts: dict[str, list[Any]] = {}  # id -> [currency, flags, dp, dpo, cp, cpo]
+    new: dict[str, Transfer] = {}  # created in this batch, by id
+    resolved: dict[str, Transfer] = {}  # pending_id -> resolving transfer in this batch
+    results: list[str] = []
+    rows: list[tuple[Any, ...]] = []
+
+    def account(account_id: str) -> list[Any]:
+        acc = accounts.get(account_id)
+        if acc is None:
+            row = c.execute(_SQL_GET_ACCOUNT, (account_id,)).fetchone()
+            if row is None:
+                raise UnknownAccount(f"no account {account_id!r}")
+            acc = [row[1], row[2], row[4], row[5], row[6], row[7]]
+            accounts[account_id] = acc
+        return acc
+
+    def stored(transfer_id: str) -> Transfer | None:
+        t = new.get(transfer_id)
+        if t is not None:
+            return t
+        row = c.execute(_SQL_GET_TRANSFER, (transfer_id,)).fetchone()
+        return None if row is None else _transfer_from_row(row)
+
+    for index, t in enumerate(batch):
+        try:
+            result, created = _one(t, at_s, account, stored, resolved, c)
+        except LedgerError as exc:
+            raise _fail(exc, index, getattr(t, "id", "?")) from None
+        results.append(result)
+        if created is not None:
+            new[created.id] = created
+            if created.pending_id is not None:
+                resolved[created.pending_id] = created
+            rows.append(
+                (
+                    created.id,
+                    created.debit_account,
+                    created.credit_account,
+                    created.amount,
+                    created.currency,
+                    created.flags,
+                    created.pending_id,
+                    created.timeout_s,
+                    created.expires_at_s,
+                    created.code,
+                    created.user_data,
+                    at_s,
+                )
+            )
+    if link and len(rows) > 1:
+        rows = [r[:5] + (r[5] | LINKED,) + r[6:] for r in rows[:-1]] + rows[-1:]
+    if rows:
+        if len(rows) == 1:
+            c.execute(_SQL_INSERT_TRANSFER, rows[0])
+        else:
+            c.executemany(_SQL_INSERT_TRANSFER, rows)
+        for aid, a in accounts.items():
+            c.execute(_SQL_UPDATE_ACCOUNT, (a[2], a[3], a[4], a[5], aid))
+    return results
+
+
+def _one(
+    t: Transfer,
+    at_s: float,
+    account: Callable[[str], list[Any]],
+    stored: Callable[[str], Transfer | None],
+    resolved: dict[str, Transfer],
+    c: sqlite3.Connection,
+) -> tuple[str, Transfer | None]:
+    """Validate one transfer against the current balances; mutate the cached accounts.
+    Returns (result, the normalised transfer to insert, or None for a duplicate)."""
+    if not isinstance(t, Transfer):
+        raise TransferInvalid(f"not a Transfer: {t!r}")
+    _check_text(t.id, "transfer id", MAX_ID_CHARS)
+    _check_text(t.code, "code", MAX_CODE_CHARS, empty_ok=True)
+    _check_text(t.user_data, "user_data", MAX_USER_DATA_CHARS, empty_ok=True)
+    flags = t.flags
+    if type(flags) is not int or flags & ~(_KIND_FLAGS | LINKED):
+        raise TransferInvalid(f"unknown transfer flags {flags!r}")
+    kind = flags & _KIND_FLAGS
+    if kind not in (0, PENDING, POST_PENDING, VOID_PENDING):
+        raise TransferInvalid("at most one of pending / post_pending / void_pending")
+    timeout_s = t.timeout_s
+    pending: Transfer | None = None
+    if kind == POST_PENDING or kind == VOID_PENDING:
+        if not t.pending_id:
+            raise TransferInvalid("a post or void needs pending_id")
+        if timeout_s is not None:
+            raise TransferInvalid("only a pending transfer takes timeout_s")
+        pending = stored(t.pending_id)
+        if pending is None or not pending.flags & PENDING:
+            raise PendingNotFound(f"no hold {t.pending_id!r}")
+        debit_id, credit_id, currency = pending.debit_account, pending.credit_account, pending.currency
+        if t.debit_account not in ("", debit_id) or t.credit_account not in ("", credit_id):
+            raise TransferInvalid(f"accounts differ from those of hold {pending.id}")
+        if t.currency not in (None, currency):
+            raise CurrencyMismatch(f"hold {pending.id} is in {currency}, not {t.currency}")
+        assert pending.amount is not None
+        amount = pending.amount if t.amount is None else check_amount(t.amount)
+    else:
+        if t.pending_id is not None:
+            raise TransferInvalid("pending_id only on a post or void")
+        debit_id, credit_id, currency = t.debit_account, t.credit_account, t.currency
+        _check_text(debit_id, "debit account", MAX_ID_CHARS)
+        _check_text(credit_id, "credit account", MAX_ID_CHARS)
+        amount = check_amount(t.amount)
+        if timeout_s is not None:
+            if kind != PENDING:
+                raise TransferInvalid("only a pending transfer takes timeout_s")
+            if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not (
+                0 < timeout_s <= MAX_TIMEOUT_S
+            ):
+                raise TransferInvalid(f"timeout_s must be in (0, {MAX_TIMEOUT_S}], got {timeout_s!r}")
+            timeout_s = float(timeout_s)
+
+    # Idempotency: the id decides first, before any balance check.
+    existing = stored(t.id)
+    if existing is not None:
+        same = (
+            existing.debit_account == debit_id
+            and existing.credit_account == credit_id
+            and existing.amount == amount
+            and (currency is None or existing.currency == currency)
+            and (existing.flags & ~LINKED) == kind
+            and existing.pending_id == t.pending_id
+            and existing.timeout_s == timeout_s
+            and existing.code == t.code
+            and existing.user_data == t.user_data
+        )
+        if same:
+            return EXISTS, None
+        raise TransferIdConflict(f"transfer {t.id} exists with different content")
+
+    if pending is not None:
+        assert pending.amount is not None
+        prior = resolved.get(pending.id)
+        if prior is None:
+            row = c.execute(_SQL_RESOLVER, (pending.id,)).fetchone()
+            is_resolved = row is not None
+            prior_code = row[2] if is_resolved else None
+        else:
+            is_resolved, prior_code = True, prior.code
+        if is_resolved:
+            if prior_code == EXPIRED_CODE:
+                raise PendingExpired(f"hold {pending.id} expired")
+            raise PendingAlreadyResolved(f"hold {pending.id} was already posted or voided")
+        if kind == POST_PENDING and pending.expires_at_s is not None and at_s >= pending.expires_at_s:
+            raise PendingExpired(f"hold {pending.id} expired at {pending.expires_at_s} s")
+        if kind == POST_PENDING and amount > pending.amount:
+            raise AmountInvalid(f"post of {amount} exceeds hold {pending.id} of {pending.amount}")
+        if kind == VOID_PENDING and amount != pending.amount:
+            raise AmountInvalid(f"void of {amount} differs from hold {pending.id} of {pending.amount}")
+        dr = account(debit_id)
+        cr = account(credit_id)
+        if kind == POST_PENDING and (dr[3] + amount > AMOUNT_MAX or cr[5] + amount > AMOUNT_MAX):
+            raise AmountInvalid("posted balance would overflow 64 bits")
+        dr[2] -= pending.amount
+        cr[4] -= pending.amount
+        if kind == POST_PENDING:
+            dr[3] += amount
+            cr[5] += amount
+        return CREATED, Transfer(
+            t.id, debit_id, credit_id, amount, currency, kind, t.pending_id, None, t.code, t.user_data, at_s, None
+        )
+
+    if debit_id == credit_id:
+        raise TransferInvalid("debit and credit account are the same")
+    dr = account(debit_id)
+    cr = account(credit_id)
+    if dr[0] != cr[0]:
+        raise CurrencyMismatch(f"{debit_id} is {dr[0]}, {credit_id} is {cr[0]}")
+    if currency is not None and currency != dr[0]:
+        raise CurrencyMismatch(f"transfer in {currency}, accounts in {dr[0]}")
+    if dr[1] & DEBITS_MUST_NOT_EXCEED_CREDITS and dr[2] + dr[3] + amount > dr[5]:
+        raise InsufficientFunds(f"{debit_id}: {dr[5] - dr[3] - dr[2]} available, {amount} needed")
+    if cr[1] & CREDITS_MUST_NOT_EXCEED_DEBITS and cr[4] + cr[5] + amount > cr[3]:
+        raise InsufficientFunds(f"{credit_id}: credits would exceed debits")
+    col_d, col_c = (2, 4) if kind == PENDING else (3, 5)
+    if dr[col_d] + amount > AMOUNT_MAX or cr[col_c] + amount > AMOUNT_MAX:
+        raise AmountInvalid("balance would overflow 64 bits")
+    dr[col_d] += amount
+    cr[col_c] += amount
+    expires = at_s + timeout_s if timeout_s is not None else None
+    return CREATED, Transfer(
+        t.id, debit_id, credit_id, amount, dr[0], kind, None, timeout_s, t.code, t.user_data, at_s, expires
+    )
