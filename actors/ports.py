@@ -72,6 +72,14 @@ class PendingExpired(LedgerError):
     reason = "pending_expired"
 
 
+class TransferInvalid(LedgerError):
+    """A malformed transfer: same account on both sides, bad flag combination, a post or
+    void without ``pending_id`` or naming other accounts than its hold, an over-long id.
+    (Added by the ledger helper, H3.)"""
+
+    reason = "transfer_invalid"
+
+
 class RatingRefused(Exception):
     """A rating that is not allowed: twice, by a stranger, or before the transaction ended."""
 
@@ -213,3 +221,61 @@ class Clock(Protocol):
         ...
 
     def cancel(self, owner: str, name: str) -> None: ...
+
+
+# --- what arrives in an actor's mailbox ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SmsArrival:
+    """One SMS (a whole message or one concatenated part) delivered to a party's handset."""
+
+    sender_number: str
+    recipient_number: str
+    data: bytes
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer set with ``Clock.call_at`` came due."""
+
+    owner: str
+    name: str
+    at_s: float
+
+
+@runtime_checkable
+class Tracer(Protocol):
+    """Where actors report what happened (one event = one line of trace.jsonl)."""
+
+    def record(self, kind: str, **fields: object) -> None: ...
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Durable key/value state of a restartable party (the payment center): transactions,
+    timers, replay windows, registrations. Writes made inside the books' ``atomic()`` block
+    commit with the ledger work of the same protocol step."""
+
+    async def put(self, table: str, key: str, value: dict) -> None: ...
+
+    async def delete(self, table: str, key: str) -> None: ...
+
+    async def load(self, table: str) -> dict[str, dict]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GoodsArrived:
+    """A parcel reached its addressee (goods to the customer, or a return to the merchant)."""
+
+    contract_no: str
+    sender_id: str
+    at_s: float
+
+
+@runtime_checkable
+class Courier(Protocol):
+    """The physical delivery of goods: not an SMS, so no adversary on the air can touch it."""
+
+    def dispatch(self, sender_id: str, recipient_id: str, contract_no: str, transit_s: float) -> None: ...

@@ -13,6 +13,9 @@ import sys
 
 #: modules under mpay/ that contribute a subcommand, in help order
 SUBCOMMAND_MODULES = (
+    "mpay.cmd_demo",
+    "mpay.cmd_run",
+    "mpay.cmd_validate",
     "mpay.cmd_vectors",
     "mpay.cmd_keys",
 )
@@ -29,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Simulator of the escrow SMS mobile-payment protocol: customer handsets, merchants, "
             "a payment center and a bank exchanging signed, encrypted SMS."
         ),
-        epilog="Example: mpay vectors out/vectors",
+        epilog="Example: mpay run scenarios/happy_path.toml --out runs/happy",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

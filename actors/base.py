@@ -1,0 +1,290 @@
+"""What every party does with an SMS: reassemble, open, check for replay, dispatch, count.
+
+A subclass implements one handler per message type it accepts, named ``on_<type>`` after
+the seed's step (``on_payment_request``, ``on_confirmation`` …), and one per timer kind,
+``on_timer_<kind>``. Anything refused on the way is counted by its ``ProtocolError.reason``
+and traced; nothing refused is ever acted upon.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from actors.ports import (
+    Clock,
+    Courier,
+    GoodsArrived,
+    SendMeta,
+    SmsArrival,
+    TimerFired,
+    Tracer,
+    Transport,
+)
+from protocol.envelope import Opened, open_envelope, seal
+from protocol.errors import ProtocolError, Unauthenticated, UnknownParty
+from protocol.messages import Message, MessageType, contract_no_of
+from protocol.pki import Identity, TrustStore
+from protocol.replay import ReplayGuard
+from protocol.sms import Reassembler
+
+#: how far a send time may be from the receiver's clock (replay window and clock skew)
+DEFAULT_REPLAY_WINDOW_S = 600.0
+#: how long a partly received concatenated SMS is kept
+DEFAULT_REASSEMBLY_TIMEOUT_S = 600.0
+#: the first two octets of every protocol envelope: CBOR tag 96 (a tagged COSE_Encrypt)
+ENVELOPE_PREFIX = b"\xd8\x60"
+#: characters of an untrusted SMS kept in the trace (the whole text stays on the handset)
+UNTRUSTED_PREVIEW_CHARS = 70
+
+
+def plain_text_of(data: bytes) -> str | None:
+    """The text of a plain (unauthenticated) SMS, or ``None`` when ``data`` may be an envelope.
+
+    Every protocol envelope starts with the CBOR tag 96 octets ``d8 60``; no printable
+    UTF-8 text does (``d8`` is a lead byte that ``60`` cannot follow). So bytes that do not
+    start with the prefix and decode as printable UTF-8 text are an ordinary text SMS
+    (phishing, a cloned SIM's "please pay" note): *unauthenticated*. Anything else goes on
+    to :func:`protocol.envelope.open_envelope` and is refused there as malformed, tampered...
+    """
+    if not data or data.startswith(ENVELOPE_PREFIX):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(ch.isprintable() or ch in "\n\r\t" for ch in text):
+        return text
+    return None
+
+
+@dataclass
+class Contact:
+    """What a party knows about another: its id, role and phone number.
+
+    Certificates live in the party's ``TrustStore``: the institutions' are known from the
+    start, a customer's or merchant's is learned from its first (x5chain-carrying) SMS."""
+
+    party_id: str
+    role: str
+    number: str
+
+
+@dataclass
+class Directory:
+    """Numbers and certificates a party knows, by party id and by phone number."""
+
+    by_id: dict[str, Contact] = field(default_factory=dict)
+    by_number: dict[str, Contact] = field(default_factory=dict)
+
+    def add(self, contact: Contact) -> None:
+        self.by_id[contact.party_id] = contact
+        self.by_number[contact.number] = contact
+
+    def get(self, party_id: str) -> Contact:
+        try:
+            return self.by_id[party_id]
+        except KeyError:
+            raise UnknownParty(f"no contact {party_id!r}") from None
+
+
+class Actor:
+    """Base of every party: the receive path and the send path of the protocol."""
+
+    role: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        party_id: str,
+        number: str,
+        identity: Identity,
+        trust: TrustStore,
+        directory: Directory,
+        transport: Transport,
+        clock: Clock,
+        tracer: Tracer,
+        courier: Courier,
+        rng: random.Random,
+        replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
+    ) -> None:
+        self.party_id = party_id
+        self.number = number
+        self.identity = identity
+        self.trust = trust
+        self.directory = directory
+        self.transport = transport
+        self.clock = clock
+        self.tracer = tracer
+        self.courier = courier
+        self.rng = rng
+        self.replay = ReplayGuard(window_s=replay_window_s)
+        self.reassembler = Reassembler(timeout_s=DEFAULT_REASSEMBLY_TIMEOUT_S)
+        self.next_seq = 1
+        self.rejections: Counter[str] = Counter()
+        #: plain text SMS received (never acted upon; see :meth:`on_untrusted_sms`)
+        self.untrusted_sms = 0
+        #: every plaintext message this party opened (for the data-placement test and demo)
+        self.opened_log: list[Opened] | None = None
+
+    # --- receive path -------------------------------------------------------------------
+
+    async def handle(self, item: object) -> None:
+        """The kernel's entry point: one mailbox item at a time."""
+        if isinstance(item, TimerFired):
+            kind, _, key = item.name.partition(":")
+            handler = getattr(self, f"on_timer_{kind}")
+            self.tracer.record("timer", actor=self.party_id, timer=kind, contract_no=key or None)
+            await handler(key)
+            return
+        if isinstance(item, SmsArrival):
+            await self._on_sms(item)
+            return
+        if isinstance(item, GoodsArrived):
+            self.tracer.record(
+                "goods_arrived", actor=self.party_id, sender=item.sender_id, contract_no=item.contract_no
+            )
+            await self.on_goods_arrived(item)
+            return
+        raise TypeError(f"{self.party_id}: unexpected mailbox item {item!r}")
+
+    async def _on_sms(self, sms: SmsArrival) -> None:
+        try:
+            envelope = self.reassembler.add(sms.sender_number, sms.data, self.clock.now_s())
+        except ProtocolError as exc:
+            self.reject(exc, sender_number=sms.sender_number)
+            return
+        if envelope is None:
+            return
+        text = plain_text_of(envelope)
+        if text is not None:
+            self.untrusted_sms += 1
+            self.on_untrusted_sms(sms.sender_number, text)
+            self.reject(
+                Unauthenticated(f"plain text SMS from {sms.sender_number}: shown as untrusted"),
+                sender_number=sms.sender_number,
+            )
+            return
+        try:
+            opened = self.open(envelope)
+            self.check_sender_number(opened, sms.sender_number)
+            self.check_replay(opened)
+        except ProtocolError as exc:
+            self.reject(exc, sender_number=sms.sender_number)
+            return
+        if self.opened_log is not None:
+            self.opened_log.append(opened)
+        self.tracer.record(
+            "sms_opened",
+            actor=self.party_id,
+            type=str(opened.message_type),
+            sender=opened.sender_id,
+            contract_no=opened.contract_no,
+            seq=opened.seq,
+            bytes=len(envelope),
+            checks=[check.name for check in opened.checks if check.ok],
+        )
+        handler = getattr(self, f"on_{opened.message_type}", None)
+        if handler is None:
+            self.reject(
+                UnknownParty(f"{self.role} does not accept {opened.message_type}"),
+                sender_number=sms.sender_number,
+            )
+            return
+        try:
+            await handler(opened)
+        except ProtocolError as exc:
+            self.reject(exc, sender_number=sms.sender_number, message_type=str(opened.message_type))
+
+    def on_untrusted_sms(self, sender_number: str, text: str) -> None:
+        """A plain text SMS: traced as untrusted and never acted upon. A handset also shows
+        it to its user with a warning (:class:`actors.customer.CustomerHandset`)."""
+        self.tracer.record(
+            "untrusted_sms",
+            actor=self.party_id,
+            sender_number=sender_number,
+            chars=len(text),
+            preview=text[:UNTRUSTED_PREVIEW_CHARS],
+        )
+
+    def open(self, envelope: bytes) -> Opened:
+        return open_envelope(
+            envelope, recipient=self.identity, trust=self.trust, now_unix_s=self.clock.now_unix_s()
+        )
+
+    def check_sender_number(self, opened: Opened, sender_number: str) -> None:
+        """A contact's SMS must come from its known number (the SIM), as well as its key."""
+        contact = self.directory.by_id.get(opened.sender_id)
+        if contact is not None and contact.number != sender_number:
+            raise UnknownParty(
+                f"{opened.sender_id} signed it but it came from {sender_number}, not {contact.number}"
+            )
+
+    def check_replay(self, opened: Opened) -> None:
+        self.replay.check_and_record(
+            opened.sender_id, opened.seq, opened.sent_unix_s, self.clock.now_unix_s()
+        )
+
+    def reject(self, exc: ProtocolError, **fields: object) -> None:
+        self.rejections[exc.reason] += 1
+        self.tracer.record(
+            "rejected", actor=self.party_id, reason=exc.reason, detail=exc.detail, **fields
+        )
+
+    async def on_goods_arrived(self, parcel: GoodsArrived) -> None:
+        raise TypeError(f"{self.role} {self.party_id} receives no goods ({parcel.contract_no})")
+
+    # --- send path ----------------------------------------------------------------------
+
+    def send(
+        self,
+        recipient_id: str,
+        message: Message,
+        *,
+        include_certificate: bool = False,
+        txn_key: str | None = None,
+    ) -> None:
+        """Sign, encrypt for the recipient and hand to the SMS network.
+
+        ``txn_key`` names the transaction the SMS is counted under when the message has no
+        contract number yet (the purchase request counts under its order reference)."""
+        recipient_cert = self.trust.encryption_cert(recipient_id)
+        seq = self.next_seq
+        self.next_seq += 1
+        envelope = seal(
+            message,
+            sender=self.identity,
+            recipient_cert=recipient_cert,
+            seq=seq,
+            sent_unix_s=int(self.clock.now_unix_s()),
+            include_sender_cert=include_certificate,
+        )
+        contract_no = contract_no_of(message) or txn_key
+        self.tracer.record(
+            "sms_sent",
+            actor=self.party_id,
+            to=recipient_id,
+            type=str(message.TYPE),
+            contract_no=contract_no,
+            seq=seq,
+            bytes=len(envelope),
+        )
+        self.transport.send(
+            self.party_id,
+            recipient_id,
+            envelope,
+            SendMeta(message_type=str(message.TYPE), contract_no=contract_no),
+        )
+
+    # --- timers -------------------------------------------------------------------------
+
+    def start_timer(self, kind: str, key: str, at_s: float) -> None:
+        self.clock.call_at(at_s, self.party_id, f"{kind}:{key}")
+
+    def cancel_timer(self, kind: str, key: str) -> None:
+        self.clock.cancel(self.party_id, f"{kind}:{key}")
+
+
+__all__ = ["Actor", "Contact", "Directory", "MessageType"]
