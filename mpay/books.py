@@ -240,6 +240,13 @@ class PaymentCenterLedgerBooks:
         """The payment center's money at the bank, by its own books."""
         return (await self.ledger.account(BANK_CLEARING)).debit_balance
 
+    async def credited_top_up_ids(self) -> set[str]:
+        """Top-up ids whose bank notice has been booked (to compute top-ups in flight)."""
+        rows = await self.ledger.read(
+            lambda c: c.execute("SELECT user_data FROM ledger_transfers WHERE code = 'top_up'").fetchall()
+        )
+        return {r[0] for r in rows}
+
     async def points_by_customer(self) -> dict[str, int]:
         return {
             a.id.removeprefix("points:"): a.available

@@ -76,7 +76,9 @@ class CreditEvent:
     stars: int | None = None
 
 
-def evidence(event: CreditEvent, weights: Mapping[str, tuple[float, float]] = DEFAULT_EVIDENCE) -> tuple[float, float]:
+def evidence(
+    event: CreditEvent, weights: Mapping[str, tuple[float, float]] = DEFAULT_EVIDENCE
+) -> tuple[float, float]:
     """(positive, negative) evidence of one event: a rating of s stars is ((s-1)/4, (5-s)/4)."""
     if event.kind == RATING and event.stars is not None:
         return (event.stars - MIN_STARS) / 4.0, (MAX_STARS - event.stars) / 4.0
@@ -309,7 +311,9 @@ class SqliteCreditBureau:
             ).fetchone()
             if row is not None:
                 if tuple(row) != (customer_id, merchant_id, outcome):
-                    raise OutcomeConflict(f"contract {contract_no} already ended as {row[2]} between {row[0]}, {row[1]}")
+                    raise OutcomeConflict(
+                        f"contract {contract_no} already ended as {row[2]} between {row[0]} and {row[1]}"
+                    )
                 return
             c.execute(
                 "INSERT INTO credit_outcomes VALUES (?,?,?,?,?)", (contract_no, customer_id, merchant_id, outcome, at)

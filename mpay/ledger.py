@@ -25,6 +25,8 @@ Performance: the work of one operation runs as one function on aiosqlite's worke
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import itertools
 import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -270,8 +272,12 @@ class Ledger:
         self.path = path
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
-        self._depth = 0
+        #: token of the open outermost block; tasks whose context carries it are inside it
+        self._block: object | None = None
+        self._block_ctx: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+            f"ledger_block_{name}_{id(self)}", default=None
+        )
+        self._savepoints = itertools.count(1)
         self._closed = False
 
     # -- opening and closing --
@@ -354,7 +360,9 @@ class Ledger:
     # -- transactions --
 
     def _in_block(self) -> bool:
-        return self._depth > 0 and self._owner is asyncio.current_task()
+        """True in the task that opened the current block, and in tasks it started inside
+        it (they inherit its context, e.g. through ``asyncio.gather``)."""
+        return self._block is not None and self._block_ctx.get() is self._block
 
     async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -367,8 +375,7 @@ class Ledger:
         (ROLLBACK on exception); a nested block is a SAVEPOINT that joins it, so an
         exception caught inside the outer block undoes only the nested part."""
         if self._in_block():
-            self._depth += 1
-            sp = f"ledger_sp{self._depth}"
+            sp = f"ledger_sp{next(self._savepoints)}"
             await self._hop(lambda c: c.execute(f"SAVEPOINT {sp}"))
             try:
                 yield
@@ -377,13 +384,16 @@ class Ledger:
                 raise
             else:
                 await self._hop(lambda c: c.execute(f"RELEASE {sp}"))
-            finally:
-                self._depth -= 1
             return
         async with self._lock:
-            await self._hop(lambda c: c.execute("BEGIN IMMEDIATE"))
-            self._owner = asyncio.current_task()
-            self._depth = 1
+            try:
+                await self._hop(lambda c: c.execute("BEGIN IMMEDIATE"))
+            except BaseException:  # e.g. cancelled while BEGIN ran: do not leave it open
+                await self._hop(_rollback_quietly)
+                raise
+            token = object()
+            self._block = token
+            ctx_token = self._block_ctx.set(token)
             try:
                 yield
             except BaseException:
@@ -396,8 +406,8 @@ class Ledger:
                     await self._hop(_rollback_quietly)
                     raise
             finally:
-                self._owner = None
-                self._depth = 0
+                self._block = None
+                self._block_ctx.reset(ctx_token)
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(sqlite3_connection)`` on the database thread as one atomic unit: its own
@@ -477,7 +487,9 @@ class Ledger:
     async def transfers(self) -> list[Transfer]:
         """Every transfer in commit order."""
         return await self.read(
-            lambda c: [_transfer_from_row(r) for r in c.execute(f"SELECT {_T_COLS} FROM ledger_transfers ORDER BY rowid")]
+            lambda c: [
+                _transfer_from_row(r) for r in c.execute(f"SELECT {_T_COLS} FROM ledger_transfers ORDER BY rowid")
+            ]
         )
 
     async def pending_state(self, pending_id: str) -> str:
