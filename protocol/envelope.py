@@ -108,6 +108,8 @@ H_KID = 4
 H_IV = 5
 H_EPHEMERAL_KEY = -1
 H_X5CHAIN = 33
+#: x5bag (RFC 9360): the compact suite's X25519 certificate travels beside the signing one
+H_X5BAG = 32
 #: private header labels (short text labels, RFC 9052 §3.1 allows tstr labels)
 H_TYPE = "t"
 H_SENDER = "s"
@@ -170,6 +172,50 @@ def _dumps(obj: Any) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
+def _bstr(data: bytes) -> bytes:
+    """The deterministic CBOR encoding of a byte string (major type 2, shortest length)."""
+    n = len(data)
+    if n < 24:
+        return bytes((0x40 | n,)) + data
+    if n < 0x100:
+        return bytes((0x58, n)) + data
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big") + data
+    return b"\x5a" + n.to_bytes(4, "big") + data
+
+
+#: deterministic CBOR of the text string "Signature1" and of an empty byte string
+_SIGNATURE1_TSTR = b"\x6aSignature1"
+_EMPTY_BSTR = b"\x40"
+
+
+def _sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """``_dumps(["Signature1", protected, b"", payload])`` (RFC 9052 §4.4), built directly:
+    it is computed twice per SMS and only its byte strings vary."""
+    return b"\x84" + _SIGNATURE1_TSTR + _bstr(protected) + _EMPTY_BSTR + _bstr(payload)
+
+
+#: a few short, constant encodings (COSE_Encrypt and recipient protected headers, the
+#: Enc_structure over them) are decoded/encoded once; bounded, as everything is
+_SMALL_CACHE_MAX = 64
+_SMALL_HEADER_BYTES = 8
+_small_headers: dict[bytes, dict] = {}
+_enc_structures: dict[bytes, bytes] = {}
+
+
+def _enc_structure(protected: bytes) -> bytes:
+    """``_dumps(["Encrypt", protected, b""])`` (RFC 9052 §5.3), cached for short headers."""
+    cached = _enc_structures.get(protected)
+    if cached is None:
+        cached = _dumps(["Encrypt", protected, b""])
+        if len(protected) <= _SMALL_HEADER_BYTES and len(_enc_structures) < _SMALL_CACHE_MAX:
+            _enc_structures[protected] = cached
+    return cached
+
+
+_PLAIN_SCALARS = (int, bytes, str)
+
+
 def _plain(obj: Any, depth: int = 0) -> bool:
     """True when ``obj`` holds only ints (not bools), byte and text strings, arrays and maps.
 
@@ -178,12 +224,21 @@ def _plain(obj: Any, depth: int = 0) -> bool:
     """
     if depth > _MAX_CBOR_DEPTH:
         return False
-    if type(obj) in (int, bytes, str):
+    kind = type(obj)
+    if kind in _PLAIN_SCALARS:
         return True
-    if type(obj) is list:
-        return all(_plain(item, depth + 1) for item in obj)
-    if type(obj) is dict:
-        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in obj.items())
+    if kind is list:
+        for item in obj:
+            if type(item) not in _PLAIN_SCALARS and not _plain(item, depth + 1):
+                return False
+        return True
+    if kind is dict:
+        for key, value in obj.items():
+            if type(key) not in _PLAIN_SCALARS and not _plain(key, depth + 1):
+                return False
+            if type(value) not in _PLAIN_SCALARS and not _plain(value, depth + 1):
+                return False
+        return True
     return False
 
 
@@ -207,9 +262,14 @@ def _header_map(protected: Any, what: str) -> dict:
         raise MalformedMessage(f"{what} protected header is not a byte string")
     if protected == b"":
         return {}
+    cached = _small_headers.get(protected)
+    if cached is not None:
+        return dict(cached)
     decoded = _loads_exact(protected, f"{what} protected header")
     if not isinstance(decoded, dict) or not decoded:
         raise MalformedMessage(f"{what} protected header is not a non-empty map")
+    if len(protected) <= _SMALL_HEADER_BYTES and len(_small_headers) < _SMALL_CACHE_MAX:
+        _small_headers[protected] = dict(decoded)
     return decoded
 
 
@@ -220,6 +280,12 @@ def _need_keys(m: dict, allowed: frozenset | set, required: frozenset | set, wha
 
 
 # --- sealing ----------------------------------------------------------------------------------
+
+#: the constant protected headers of sealing: COSE_Encrypt's per content algorithm, and the
+#: ECDH-ES recipient's
+_ENC_PROTECTED: dict[int, bytes] = {alg: _dumps({H_ALG: alg}) for alg in CONTENT_KEY_BYTES}
+_R_PROTECTED_ECDH_ES = _dumps({H_ALG: ALG_ECDH_ES_A128KW})
+
 
 
 def sign_payload(
@@ -248,9 +314,13 @@ def sign_payload(
     if headers.contract_no is not None:
         protected_map[H_CONTRACT] = headers.contract_no
     protected = _dumps(protected_map)
-    sig_structure = _dumps(["Signature1", protected, b"", payload])
+    sig_structure = _sig_structure(protected, payload)
     signature = sign(alg, sender.signing_key, sig_structure)
-    unprotected = {H_X5CHAIN: info.der} if include_sender_cert else {}
+    unprotected: dict[int, bytes] = {}
+    if include_sender_cert:
+        unprotected[H_X5CHAIN] = info.der
+        if sender.agreement_cert is not sender.signing_cert:
+            unprotected[H_X5BAG] = cert_info(sender.agreement_cert).der
     return _dumps(cbor2.CBORTag(TAG_COSE_SIGN1, [protected, unprotected, payload, signature]))
 
 
@@ -271,7 +341,7 @@ def encrypt_for(
     if suite.key_distribution_alg == ALG_RSAES_OAEP_SHA256 and isinstance(info.public_key, rsa.RSAPublicKey):
         recipient = [b"", {H_ALG: ALG_RSAES_OAEP_SHA256}, rsa_oaep_wrap(info.public_key, cek)]
     elif suite.key_distribution_alg == ALG_ECDH_ES_A128KW and isinstance(info.public_key, x25519.X25519PublicKey):
-        r_protected = _dumps({H_ALG: ALG_ECDH_ES_A128KW})
+        r_protected = _R_PROTECTED_ECDH_ES
         epk, wrapped = ecdh_es_wrap(info.public_key, cek, r_protected, random_bytes)
         cose_key = {COSE_KEY_KTY: COSE_KTY_OKP, COSE_KEY_OKP_CRV: COSE_CRV_X25519, COSE_KEY_OKP_X: epk}
         recipient = [r_protected, {H_EPHEMERAL_KEY: cose_key}, wrapped]
@@ -279,8 +349,8 @@ def encrypt_for(
         raise UnsupportedAlgorithm(
             f"suite {suite.name} cannot encrypt to a {info.key_kind} certificate ({info.party_id})"
         )
-    protected = _dumps({H_ALG: suite.content_alg})
-    enc_structure = _dumps(["Encrypt", protected, b""])
+    protected = _ENC_PROTECTED.get(suite.content_alg) or _dumps({H_ALG: suite.content_alg})
+    enc_structure = _enc_structure(protected)
     ciphertext = aead_encrypt(cek, nonce, inner, enc_structure)
     return _dumps(cbor2.CBORTag(TAG_COSE_ENCRYPT, [protected, {H_IV: nonce}, ciphertext, [recipient]]))
 
@@ -412,7 +482,7 @@ def decrypt_envelope(data: bytes, *, recipient: Identity, max_bytes: int = MAX_E
         raise UnsupportedAlgorithm("recipient key-distribution algorithm not accepted")
     if len(cek) != CONTENT_KEY_BYTES[content_alg]:
         raise DecryptFailed("unwrapped content key has the wrong length")
-    enc_structure = _dumps(["Encrypt", protected_b, b""])
+    enc_structure = _enc_structure(protected_b)
     inner = aead_decrypt(cek, nonce, ciphertext, enc_structure)
     return inner, f"tag ok ({ALG_NAMES[kd_alg]}, {ALG_NAMES[content_alg]})"
 
@@ -427,8 +497,8 @@ def _parse_sign1(inner: bytes) -> tuple[bytes, dict, dict, bytes, bytes]:
     protected_b, unprotected, payload, signature = body
     protected = _header_map(protected_b, "COSE_Sign1")
     _need_keys(protected, _SIGN1_PROTECTED_ALLOWED, _SIGN1_PROTECTED_REQUIRED, "COSE_Sign1 protected header")
-    if not isinstance(unprotected, dict) or not set(unprotected) <= {H_X5CHAIN}:
-        raise MalformedMessage("COSE_Sign1 unprotected header may only carry x5chain (33)")
+    if not isinstance(unprotected, dict) or not set(unprotected) <= {H_X5CHAIN, H_X5BAG}:
+        raise MalformedMessage("COSE_Sign1 unprotected header may only carry x5chain (33) and x5bag (32)")
     if not isinstance(payload, bytes) or not isinstance(signature, bytes):
         raise MalformedMessage("COSE_Sign1 payload and signature must be byte strings")
     return protected_b, protected, unprotected, payload, signature
@@ -525,7 +595,7 @@ def open_envelope(
         expected_alg = {"rsa": ALG_PS256, "ed25519": ALG_EDDSA}.get(sender_info.key_kind)
         if expected_alg != sig_alg:
             raise BadSignature(f"{ALG_NAMES[sig_alg]} does not fit a {sender_info.key_kind} certificate")
-        sig_structure = _dumps(["Signature1", protected_b, b"", payload])
+        sig_structure = _sig_structure(protected_b, payload)
         if not verify(sig_alg, sender_info.public_key, sig_structure, signature):
             raise BadSignature(f"{ALG_NAMES[sig_alg]} signature of {sender_info.party_id} does not verify")
     except ProtocolError as exc:
@@ -571,6 +641,13 @@ def open_envelope(
         f"headers match ({headers.message_type} {sender_info.role} {headers.sender_id} -> "
         f"{recipient.role} {headers.recipient_id}, seq {headers.seq})",
     )
+    if H_X5BAG in unprotected:
+        try:
+            agreement_info = _attached_agreement_cert(unprotected[H_X5BAG], sender_info, trust, now_unix_s)
+        except ProtocolError as exc:
+            raise progress.fail("chain", exc) from exc
+        if learn:
+            trust.add(agreement_info.cert)
     if learned and learn:
         trust.add(sender_info.cert)
     return Opened(
@@ -587,6 +664,21 @@ def open_envelope(
         sender_cert_learned=learned,
         checks=tuple(progress.checks),
     )
+
+
+def _attached_agreement_cert(
+    attached: Any, sender_info: CertInfo, trust: TrustStore, now_unix_s: float
+) -> CertInfo:
+    """The sender's X25519 certificate from x5bag: issued by the authority to the same party,
+    valid and not revoked, or the envelope is refused."""
+    if not isinstance(attached, bytes):
+        raise MalformedMessage("x5bag must be one DER certificate")
+    info = trust.verify(load_der_certificate(attached), now_unix_s)
+    if info.party_id != sender_info.party_id or info.role != sender_info.role:
+        raise HeaderMismatch(f"x5bag certificate of {info.party_id!r}, sender is {sender_info.party_id!r}")
+    if info.key_kind != "x25519":
+        raise MalformedMessage(f"x5bag carries a {info.key_kind} certificate, expected x25519")
+    return info
 
 
 def sms_parts(envelope_bytes: int) -> int:

@@ -103,3 +103,15 @@ async def test_payment_center_restarts_mid_transaction_and_finishes(tmp_path: Pa
     assert summary["transactions"][0]["outcome"] == "settled"
     assert summary["parties"]["shop"]["wallet"] == 24_000
     assert all(summary["invariants"].values())
+
+
+async def test_compact_suite_carries_the_x25519_certificate_at_first_contact(tmp_path: Path) -> None:
+    """In the compact suite a party has two certificates (Ed25519 signs, X25519 receives); the
+    first SMS carries both, so the payment center, bank and shop can answer the customer."""
+    scenario = load_scenario(SCENARIOS / "happy_path.toml").model_copy(update={"suite": "compact"})
+    result = await run_scenario(scenario, tmp_path)
+    assert result.failures == []
+    assert result.summary["security"]["rejected"] == {}
+    rsa = await run_scenario(load_scenario(SCENARIOS / "happy_path.toml"), tmp_path / "rsa")
+    compact_sms = result.summary["transactions"][0]["sms_segments"]
+    assert compact_sms < rsa.summary["transactions"][0]["sms_segments"]
