@@ -184,7 +184,7 @@ class Actor:
             contract_no=opened.contract_no,
             seq=opened.seq,
             bytes=len(envelope),
-            checks=[check.name for check in opened.checks if check.ok],
+            checks=self._passed_checks(opened, sms.sender_number),
         )
         handler = getattr(self, f"on_{opened.message_type}", None)
         if handler is None:
@@ -227,8 +227,31 @@ class Actor:
             opened.sender_id, opened.seq, opened.sent_unix_s, self.clock.now_unix_s()
         )
 
+    def _passed_checks(self, opened: Opened, sender_number: str) -> list[dict[str, object]]:
+        """Every check an opened SMS passed, with its detail (traces, the teaching demo):
+        the envelope's own, then the sender-number and replay checks made here."""
+        contact = self.directory.by_id.get(opened.sender_id)
+        number = (
+            f"sent from {sender_number}, {opened.sender_id}'s known number"
+            if contact is not None
+            else f"sent from {sender_number} (no number on file for {opened.sender_id})"
+        )
+        age_s = self.clock.now_unix_s() - opened.sent_unix_s
+        replay = (
+            f"seq {opened.seq} of {opened.sender_id} not seen before; sent {age_s:.0f} s ago,"
+            f" window ±{self.replay.window_s:.0f} s"
+        )
+        return [
+            *({"name": c.name, "ok": c.ok, "detail": c.detail} for c in opened.checks),
+            {"name": "sender_number", "ok": True, "detail": number},
+            {"name": "replay", "ok": True, "detail": replay},
+        ]
+
     def reject(self, exc: ProtocolError, **fields: object) -> None:
         self.rejections[exc.reason] += 1
+        checks = getattr(exc, "checks", None)
+        if checks:
+            fields["checks"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]
         self.tracer.record(
             "rejected", actor=self.party_id, reason=exc.reason, detail=exc.detail, **fields
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: modules under mpay/ that contribute a subcommand, in help order
@@ -18,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "mpay.cmd_validate",
     "mpay.cmd_vectors",
     "mpay.cmd_keys",
+    "mpay.cmd_bench",
 )
 
 
@@ -51,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``mpay run … | head``): stop quietly, like other Unix tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
