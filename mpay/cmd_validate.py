@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from mpay.cli import UsageError
-from mpay.scenario import ScenarioError, load_scenario
+from mpay.scenario import ScenarioError
+from mpay.study import load_scenario_file
 from mpay.world import expand
 
 
@@ -17,13 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Parse and validate a scenario; print what it contains, or one line saying what is wrong.",
         epilog="Example: mpay validate scenarios/refund.toml",
     )
-    parser.add_argument("scenario", type=Path, help="a scenario file (.toml)")
+    parser.add_argument("scenario", type=Path, help="a scenario file (.toml) or a script (.py) that defines scenario()")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        scenario = load_scenario(args.scenario)
+        scenario = load_scenario_file(args.scenario)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     customers, merchants, orders = expand(scenario)

@@ -6,6 +6,7 @@ Used by ``mpay run`` and by tests; a Python caller may use :func:`run_scenario` 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,20 @@ async def run_scenario(
     *,
     key_cache: KeyCache | None = None,
     speed: float | None = None,
+    on_world: Callable[[World], None] | None = None,
 ) -> RunResult:
-    """Run ``scenario``; with ``run_dir`` write ``trace.jsonl`` and ``summary.json`` there."""
+    """Run ``scenario``; with ``run_dir`` write ``trace.jsonl`` and ``summary.json`` there.
+
+    ``on_world``, when given, is called with the built world before anything runs: the
+    place to add trace listeners (``world.tracer.listeners``), e.g. a progress display.
+    """
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         clear_run_dir(run_dir)
     world = await World.build(scenario, run_dir, key_cache=key_cache, speed=speed)
     try:
+        if on_world is not None:
+            on_world(world)
         summary = await world.run()
     finally:
         await world.close()
@@ -66,6 +74,7 @@ async def run_scenario(
         (run_dir / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+        # report: written by mpay.report when available
     return RunResult(summary=summary, failures=failures, run_dir=run_dir)
 
 

@@ -108,3 +108,21 @@ def test_console_script_help_explains_itself() -> None:
     assert "run" in result.stdout and "Example:" in result.stdout
     result = subprocess.run([mpay, "run", "--help"], capture_output=True, text=True, check=True)
     assert "--seed" in result.stdout and "Example:" in result.stdout
+
+
+def test_validate_checks_a_scripts_scenario(tmp_path, capsys) -> None:
+    from mpay.cli import main
+
+    script = tmp_path / "s.py"
+    script.write_text(
+        "from mpay.study import ScenarioBuilder, item\n"
+        "def scenario():\n"
+        "    return ScenarioBuilder('s').customer('a').merchant('m').order('a', 'm', item('t', 1, 1)).build()\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", str(script)]) == 0
+    assert "ok: scenario 's'" in capsys.readouterr().out
+    empty = tmp_path / "e.py"
+    empty.write_text("x = 1\n", encoding="utf-8")
+    assert main(["validate", str(empty)]) == 2
+    assert "defines neither scenario() nor study()" in capsys.readouterr().err
