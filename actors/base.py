@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +21,7 @@ from actors.ports import (
     GoodsArrived,
     SendMeta,
     SmsArrival,
+    StateStore,
     TimerFired,
     Tracer,
     Transport,
@@ -58,6 +61,20 @@ def plain_text_of(data: bytes) -> str | None:
     if all(ch.isprintable() or ch in "\n\r\t" for ch in text):
         return text
     return None
+
+
+#: the state-store table of sealed SMS not yet known to be sent (restartable parties)
+OUTBOX_TABLE = "outbox"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A sealed SMS on its way out: the envelope, for whom, and its sequence number."""
+
+    recipient_id: str
+    envelope: bytes
+    meta: SendMeta
+    seq: int
 
 
 @dataclass
@@ -273,6 +290,26 @@ class Actor:
 
         ``txn_key`` names the transaction the SMS is counted under when the message has no
         contract number yet (the purchase request counts under its order reference)."""
+        self.transmit(
+            self.seal_outgoing(
+                recipient_id, message, include_certificate=include_certificate, txn_key=txn_key
+            )
+        )
+
+    def transmit(self, out: Outgoing) -> None:
+        """Hand a sealed envelope to the SMS network."""
+        self.transport.send(self.party_id, out.recipient_id, out.envelope, out.meta)
+
+    def seal_outgoing(
+        self,
+        recipient_id: str,
+        message: Message,
+        *,
+        include_certificate: bool = False,
+        txn_key: str | None = None,
+    ) -> Outgoing:
+        """Sign and encrypt ``message`` for ``recipient_id`` (uses up a sequence number and
+        traces ``sms_sent``); :meth:`transmit` sends it."""
         recipient_cert = self.trust.encryption_cert(recipient_id)
         seq = self.next_seq
         self.next_seq += 1
@@ -294,12 +331,57 @@ class Actor:
             seq=seq,
             bytes=len(envelope),
         )
-        self.transport.send(
-            self.party_id,
-            recipient_id,
-            envelope,
-            SendMeta(message_type=str(message.TYPE), contract_no=contract_no),
-        )
+        meta = SendMeta(message_type=str(message.TYPE), contract_no=contract_no)
+        return Outgoing(recipient_id, envelope, meta, seq)
+
+    # --- the outbox: SMS of a step that survive a crash ------------------------------------
+
+    async def stage_outbox(self, store: StateStore, outgoing: list[Outgoing]) -> None:
+        """Inside the step's SQL transaction: keep its sealed SMS in the ``outbox`` table, so
+        that they commit with the step and a crash before they are sent does not lose them."""
+        for out in outgoing:
+            await store.put(
+                OUTBOX_TABLE,
+                f"{out.seq:020d}",
+                {
+                    "to": out.recipient_id,
+                    "envelope": out.envelope.hex(),
+                    "type": out.meta.message_type,
+                    "contract_no": out.meta.contract_no,
+                },
+            )
+
+    async def flush_outbox(
+        self, store: StateStore, atomic: Callable[[], AbstractAsyncContextManager[None]],
+        outgoing: list[Outgoing],
+    ) -> None:
+        """After the commit: send the staged SMS, then forget them (one transaction)."""
+        for out in outgoing:
+            self.transmit(out)
+        if outgoing:
+            async with atomic():
+                for out in outgoing:
+                    await store.delete(OUTBOX_TABLE, f"{out.seq:020d}")
+
+    async def resend_outbox(
+        self, store: StateStore, atomic: Callable[[], AbstractAsyncContextManager[None]]
+    ) -> int:
+        """After a restart: send what a crash kept in the outbox, byte for byte (same
+        sequence numbers: a receiver that got one already refuses the copy as a replay)."""
+        outgoing = [
+            Outgoing(
+                record["to"], bytes.fromhex(record["envelope"]),
+                SendMeta(message_type=record["type"], contract_no=record["contract_no"]), int(key),
+            )
+            for key, record in sorted((await store.load(OUTBOX_TABLE)).items())
+        ]
+        for out in outgoing:
+            self.tracer.record(
+                "sms_sent", actor=self.party_id, to=out.recipient_id, type=out.meta.message_type,
+                contract_no=out.meta.contract_no, seq=out.seq, bytes=len(out.envelope),
+            )
+        await self.flush_outbox(store, atomic, outgoing)
+        return len(outgoing)
 
     # --- timers -------------------------------------------------------------------------
 
@@ -310,4 +392,4 @@ class Actor:
         self.clock.cancel(self.party_id, f"{kind}:{key}")
 
 
-__all__ = ["Actor", "Contact", "Directory", "MessageType"]
+__all__ = ["Actor", "Contact", "Directory", "MessageType", "Outgoing", "plain_text_of"]

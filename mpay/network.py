@@ -30,6 +30,7 @@ from protocol.sms import SMS_OCTETS, UDH_PREFIX, segment
 
 __all__ = [
     "ANY",
+    "MAX_SMS_RETRIES",
     "Adversary",
     "AirSms",
     "LinkConfig",
@@ -43,6 +44,9 @@ __all__ = [
     "UnknownNumber",
     "replace_data",
 ]
+
+#: most store-and-forward retries of one SMS by the SMS centre (a named limit)
+MAX_SMS_RETRIES = 16
 
 #: wildcard party id in the ``links`` mapping: ``(ANY, "mpc")`` is every link to mpc
 ANY = "*"
@@ -76,6 +80,10 @@ class LinkConfig:
     SMS is lost with probability ``loss``; one that is not lost is delivered twice with
     probability ``duplicate`` (the copy with its own latency). ``in_order`` keeps the
     arrivals of one link in sending order (no reordering).
+
+    Store and forward: with ``max_retries`` > 0 the SMS centre keeps a lost SMS and tries
+    again ``retry_interval_s`` later, each attempt lost with probability ``loss`` again, at
+    most ``max_retries`` times (at most :data:`MAX_SMS_RETRIES`); only then is it dropped.
     The field names match the scenario's ``[network]`` section.
     """
 
@@ -86,6 +94,8 @@ class LinkConfig:
     loss: float = 0.0
     duplicate: float = 0.0
     in_order: bool = False
+    retry_interval_s: float = 60.0
+    max_retries: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.latency_s) and self.latency_s >= 0):
@@ -96,6 +106,10 @@ class LinkConfig:
             raise ValueError(f"jitter_mean_s must be >= 0, not {self.jitter_mean_s}")
         if not (math.isfinite(self.jitter_sigma) and self.jitter_sigma > 0):
             raise ValueError(f"jitter_sigma must be > 0, not {self.jitter_sigma}")
+        if not (math.isfinite(self.retry_interval_s) and self.retry_interval_s > 0):
+            raise ValueError(f"retry_interval_s must be a finite number > 0, not {self.retry_interval_s}")
+        if not (isinstance(self.max_retries, int) and 0 <= self.max_retries <= MAX_SMS_RETRIES):
+            raise ValueError(f"max_retries must be an int in 0..{MAX_SMS_RETRIES}, not {self.max_retries!r}")
         for name in ("loss", "duplicate"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
@@ -156,8 +170,10 @@ class NetworkCounters(TrafficCounters):
     """Global counters. ``messages``/``sms_segments``/``bytes`` count what senders sent
     (each SMS once, at its real length incl. header); the rest count what happened."""
 
-    #: SMS lost by a link
+    #: SMS lost by a link for good (after any store-and-forward retries)
     dropped: int = 0
+    #: store-and-forward retries of a lost SMS by the SMS centre
+    retried: int = 0
     #: extra copies made by a link
     duplicated: int = 0
     #: SMS put in a recipient's mailbox
@@ -346,8 +362,9 @@ class SmsNetwork:
                 self.counters.adversary_altered += 1
             self._transmit(out, max(0.0, float(extra_delay_s)))
 
-    def _transmit(self, sms: AirSms, extra_delay_s: float) -> None:
-        """Apply the link's loss, duplication and latency; schedule the arrival(s)."""
+    def _transmit(self, sms: AirSms, extra_delay_s: float, attempt: int = 0) -> None:
+        """Apply the link's loss (with store-and-forward retries), duplication and latency;
+        schedule the arrival(s). ``attempt`` counts the retries made so far."""
         by_number = self._by_number
         sender = by_number.get(sms.sender_number)
         recipient = by_number.get(sms.recipient_number)
@@ -358,6 +375,12 @@ class SmsNetwork:
         rng = self.rng
         counters = self.counters
         if config.loss and rng.random() < config.loss:
+            if attempt < config.max_retries:
+                counters.retried += 1
+                self.kernel.call_later(
+                    extra_delay_s + config.retry_interval_s, self._transmit, sms, 0.0, attempt + 1
+                )
+                return
             counters.dropped += 1
             return
         copies = 1

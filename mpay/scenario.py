@@ -15,10 +15,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from actors.behaviour import CustomerBehaviour, MerchantBehaviour
+from protocol.messages import MessageType
 
 MAX_PARTIES = 100_000
 MAX_ORDERS = 1_000_000
 MAX_AMOUNT_FEN = 10**12
+#: mirrors mpay.adversary / mpay.network limits (kept here so the schema stands alone)
+MAX_EAVESDROP_NUMBERS = 20
+MAX_ATTACK_ACTIONS = 1_000_000
+MAX_SMS_RETRIES = 16
 PartyId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 Fen = Annotated[int, Field(ge=0, le=MAX_AMOUNT_FEN, strict=True)]
 PositiveFen = Annotated[int, Field(gt=0, le=MAX_AMOUNT_FEN, strict=True)]
@@ -137,6 +142,127 @@ class LinkSpec(_Strict):
     jitter_mean_s: Seconds = 0.5
     loss: Probability = 0.0
     duplicate: Probability = 0.0
+    #: SMS-centre store and forward: a lost SMS is tried again this much later ...
+    retry_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: ... at most this many times (mpay.network.MAX_SMS_RETRIES)
+    max_retries: int = Field(default=0, ge=0, le=MAX_SMS_RETRIES, strict=True)
+
+
+# --- attacks and faults (docs/threat-model.md) -------------------------------------------------
+
+#: a party id or a phone number
+Target = Annotated[str, Field(pattern=r"^([a-z][a-z0-9_]{0,31}|[0-9]{3,15})$")]
+MessageName = Literal[tuple(str(t) for t in MessageType)]  # type: ignore[valid-type]
+
+
+class _AttackSpec(_Strict):
+    targets: list[Target] = Field(default=[], max_length=MAX_EAVESDROP_NUMBERS)
+    direction: Literal["both", "from", "to"] = "both"
+    probability: Probability = 1.0
+    skip: int = Field(default=0, ge=0, le=MAX_ORDERS)
+    max_count: int = Field(default=MAX_ATTACK_ACTIONS, ge=0, le=MAX_ATTACK_ACTIONS)
+    from_s: Seconds | None = None
+    until_s: Seconds | None = None
+
+
+class EavesdropSpec(_AttackSpec):
+    kind: Literal["eavesdrop"]
+    targets: list[Target] = Field(min_length=1, max_length=MAX_EAVESDROP_NUMBERS)
+
+
+class DropSpec(_AttackSpec):
+    kind: Literal["drop"]
+
+
+class DelaySpec(_AttackSpec):
+    kind: Literal["delay"]
+    delay_s: Seconds = 3600.0
+
+
+class DuplicateSpec(_AttackSpec):
+    kind: Literal["duplicate"]
+    copies: int = Field(default=1, ge=1, le=10)
+    gap_s: Seconds = 1.0
+
+
+class ReplaySpec(_AttackSpec):
+    kind: Literal["replay"]
+    delay_s: Seconds = 3600.0
+    mode: Literal["later", "substitute"] = "later"
+
+
+class TamperSpec(_AttackSpec):
+    kind: Literal["tamper"]
+    position: Literal["last", "random"] = "last"
+
+
+class RedirectSpec(_AttackSpec):
+    kind: Literal["redirect"]
+    to: Target
+
+
+class InjectSpec(_AttackSpec):
+    kind: Literal["inject"]
+    to: Target
+    claim: PartyId
+    message: MessageName = "acceptance"
+    contract_no: str | None = Field(default=None, min_length=1, max_length=64)
+    key: Literal["own_ca", "victim_kid"] = "own_ca"
+    at_s: list[Seconds] = Field(default=[0.0], min_length=1, max_length=1000)
+    from_number: str | None = Field(default=None, pattern=r"^[0-9]{3,15}$")
+
+
+class SimCloneSpec(_AttackSpec):
+    kind: Literal["sim_clone"]
+    victim: PartyId
+    to: Target
+    message: MessageName | Literal["text"] = "text"
+    text: str = Field(default="I confirm the order, please pay the merchant now.", max_length=140)
+    contract_no: str | None = Field(default=None, min_length=1, max_length=64)
+    key: Literal["own_ca", "victim_kid"] = "own_ca"
+    at_s: list[Seconds] = Field(default=[0.0], min_length=1, max_length=1000)
+
+
+class PhishSpec(_AttackSpec):
+    kind: Literal["phish"]
+    targets: list[Target] = Field(min_length=1, max_length=MAX_EAVESDROP_NUMBERS)
+    text: str | None = Field(default=None, min_length=1, max_length=140)
+    from_number: str | None = Field(default=None, pattern=r"^[0-9]{3,15}$")
+    at_s: list[Seconds] = Field(default=[0.0], min_length=1, max_length=1000)
+
+
+AttackSpec = Annotated[
+    EavesdropSpec | DropSpec | DelaySpec | DuplicateSpec | ReplaySpec | TamperSpec | RedirectSpec
+    | InjectSpec | SimCloneSpec | PhishSpec,
+    Field(discriminator="kind"),
+]
+RestartableParty = Literal["mpc", "bank"]
+
+
+class CrashSpec(_Strict):
+    """Crash a restartable party at a protocol step (see mpay/faults.py)."""
+
+    party: RestartableParty
+    on: str = Field(pattern=r"^(message|transition):[a-z_]{1,64}$")
+    where: Literal["after", "before_commit", "before_send"] = "after"
+    nth: int = Field(default=1, ge=1, le=MAX_ORDERS)
+
+
+class RestartSpec(_Strict):
+    party: RestartableParty
+    at_s: Seconds
+
+
+class ClockSkewSpec(_Strict):
+    party: PartyId
+    offset_s: Annotated[float, Field(ge=-86_400, le=86_400)]
+    from_s: Seconds | None = None
+
+
+class FaultsSpec(_Strict):
+    crashes: list[CrashSpec] = Field(default=[], max_length=1000)
+    restarts: list[RestartSpec] = Field(default=[], max_length=1000)
+    clock_skew: list[ClockSkewSpec] = Field(default=[], max_length=MAX_PARTIES)
 
 
 class PaymentCenterSpec(_Strict):
@@ -177,6 +303,8 @@ class Scenario(_Strict):
     merchants: list[MerchantSpec] = Field(default=[], max_length=MAX_PARTIES)
     orders: list[OrderSpec] = Field(default=[], max_length=MAX_ORDERS)
     workload: WorkloadSpec | None = None
+    attacks: list[AttackSpec] = Field(default=[], max_length=100)
+    faults: FaultsSpec = FaultsSpec()
     expect: ExpectSpec = ExpectSpec()
 
     @model_validator(mode="after")
@@ -203,6 +331,19 @@ class Scenario(_Strict):
                     f"orders[{index}].merchant: unknown merchant {order.merchant!r};"
                     f" declare it under [[merchants]]"
                 )
+        known = seen | {"mpc", "bank"}
+        if self.workload is None:
+            for index, attack in enumerate(self.attacks):
+                names = list(attack.targets)
+                names += [getattr(attack, f) for f in ("to", "claim", "victim") if getattr(attack, f, None)]
+                for name in names:
+                    if not name.isdigit() and name not in known:
+                        raise ValueError(
+                            f"attacks[{index}]: unknown party {name!r}; use a declared party id or a phone number"
+                        )
+            for index, skew in enumerate(self.faults.clock_skew):
+                if skew.party not in known:
+                    raise ValueError(f"faults.clock_skew[{index}].party: unknown party {skew.party!r}")
         if not self.orders and self.workload is None:
             raise ValueError("no orders: add [[orders]] or a [workload] section")
         return self

@@ -28,9 +28,11 @@ from mpay.books import (
     open_customer_accounts,
     open_merchant_accounts,
 )
+from mpay.adversary import Adversary, AttackContext, build_adversary
 from mpay.credit import SqliteCreditBureau
+from mpay.faults import ClockSkew, CrashPoint, FaultPlan, SimulatedCrash, TimedRestart
 from mpay.invariants import invariant_report
-from mpay.kernel import Kernel
+from mpay.kernel import HandlerFailed, Kernel
 from mpay.keycache import KeyCache
 from mpay.network import LinkConfig, SmsNetwork
 from mpay.scenario import CustomerSpec, MerchantSpec, OrderSpec, Scenario
@@ -48,6 +50,8 @@ PAYMENT_CENTER_NUMBER = "10658888"
 BANK_NUMBER = "95588"
 #: certificates are valid from a day before the run's start for this long
 CERT_VALIDITY_S = 2 * 365 * 86_400
+#: shortest secret an eavesdropper's captures are searched for (see World.secrets)
+MIN_SECRET_CHARS = 8
 
 
 class KernelCourier:
@@ -94,6 +98,18 @@ class World:
     opening: dict[str, dict[str, int | None]] = field(default_factory=dict)
     make_payment_center: Any = None
     restarts: int = 0
+    make_bank: Any = None
+    adversary: Adversary | None = None
+    faults: FaultPlan | None = None
+    #: public certificates (signing, encryption) and numbers: what an attacker can know
+    published: dict[str, Any] = field(default_factory=dict)
+    key_cache: KeyCache | None = None
+    #: (sender, recipient, seq) of every SMS a party sent, and of every one a party acted on
+    sent_keys: set[tuple[str, str, int]] = field(default_factory=set)
+    opened_keys: set[tuple[str, str, int]] = field(default_factory=set)
+    #: SMS acted upon that no party sent, or acted upon twice (must stay empty)
+    not_genuine: list[str] = field(default_factory=list)
+    _handling: dict[str, tuple[str, str, int] | None] = field(default_factory=dict)
 
     # --- building -------------------------------------------------------------------------
 
@@ -107,10 +123,15 @@ class World:
         speed: float | None = None,
         keep_trace: bool = False,
         record_plaintexts: bool = False,
+        adversary: Adversary | None = None,
+        faults: FaultPlan | None = None,
     ) -> World:
         """Create every party, database and certificate of ``scenario`` (nothing runs yet).
 
-        ``run_dir`` None keeps the databases in memory and writes no files.
+        ``run_dir`` None keeps the databases in memory and writes no files. ``adversary``
+        (from Python) gets the scenario's ``[[attacks]]`` added after its own; ``faults``
+        (from Python) replaces the scenario's ``[faults]``. Crashes and restarts need a
+        run directory.
         """
         customer_specs, merchant_specs, order_specs = expand(scenario)
         rng = random.Random(scenario.seed)
@@ -145,6 +166,10 @@ class World:
         bank_books = await BankLedgerBooks.open(db("bank"), clock=kernel.now_s)
         credit = await SqliteCreditBureau.open(pc_books.ledger)
         store = await SqliteStateStore.open(pc_books.ledger)
+        bank_store = await SqliteStateStore.open(bank_books.ledger)
+        plan = faults if faults is not None else _fault_plan(scenario)
+        if plan.empty and faults is None:
+            plan = None
 
         directory = Directory()
         courier = KernelCourier(kernel, tracer)
@@ -168,6 +193,7 @@ class World:
         merchant_numbers = {spec.id: f"1069{i:07d}" for i, spec in enumerate(merchant_specs)}
         for spec in merchant_specs:
             identities[spec.id] = identity(spec.id, "merchant", merchant_numbers[spec.id])
+        customer_identities: dict[str, Any] = {}
 
         def trust_store() -> TrustStore:
             trust = TrustStore(authority.certificate, revocations=authority.revocations)
@@ -183,8 +209,8 @@ class World:
                 identity=ident,
                 trust=trust_store(),
                 directory=directory,
-                transport=network,
-                clock=kernel,
+                transport=plan.transport_for(party_id, network) if plan else network,
+                clock=plan.clock_for(party_id, kernel) if plan else kernel,
                 tracer=tracer,
                 courier=courier,
                 rng=random.Random(f"{scenario.seed}:{party_id}"),
@@ -202,30 +228,36 @@ class World:
             return PaymentCenter(
                 books=books,
                 credit=bureau,
-                store=state,
+                store=plan.store_for(PAYMENT_CENTER_ID, state) if plan else state,
                 windows=windows,
                 dispute_decision=scenario.payment_center.dispute_decision,
                 **common(PAYMENT_CENTER_ID, PAYMENT_CENTER_NUMBER, identities[PAYMENT_CENTER_ID]),
             )
 
         payment_center = make_payment_center(pc_books, credit, store)
-        bank = Bank(
-            books=bank_books,
-            payment_center_id=PAYMENT_CENTER_ID,
-            **common(BANK_ID, BANK_NUMBER, identities[BANK_ID]),
-        )
+
+        def make_bank(books: BankLedgerBooks, state: SqliteStateStore) -> Bank:
+            return Bank(
+                books=books,
+                payment_center_id=PAYMENT_CENTER_ID,
+                store=plan.store_for(BANK_ID, state) if plan else state,
+                **common(BANK_ID, BANK_NUMBER, identities[BANK_ID]),
+            )
+
+        bank = make_bank(bank_books, bank_store)
 
         customers: dict[str, CustomerHandset] = {}
         for number_index, spec in enumerate(customer_specs):
             number = spec.phone or f"139{number_index:08d}"
             person = _person(rng, spec, number_index)
             directory.add(Contact(spec.id, "customer", number))
+            customer_identities[spec.id] = ident = identity(spec.id, "customer", number, phone=number)
             customers[spec.id] = CustomerHandset(
                 behaviour=spec.behaviour.build(),
                 payment_center_id=PAYMENT_CENTER_ID,
                 bank_id=BANK_ID,
                 **person,
-                **common(spec.id, number, identity(spec.id, "customer", number, phone=number)),
+                **common(spec.id, number, ident),
             )
         merchants: dict[str, Merchant] = {}
         for number_index, spec in enumerate(merchant_specs):
@@ -261,7 +293,23 @@ class World:
             merchants=merchants,
             run_dir=run_dir,
             make_payment_center=make_payment_center,
+            make_bank=make_bank,
+            faults=plan,
+            key_cache=keys,
         )
+        for party_id, ident in {**identities, **customer_identities}.items():
+            world.published[party_id] = (ident.signing_cert, ident.agreement_cert)
+        tracer.listeners.append(world._check_genuine)
+        if plan is not None:
+            plan.install(world)
+        attacks = build_adversary(
+            [a.model_dump() for a in scenario.attacks],
+            world.number_of,
+            random.Random(f"{scenario.seed}:adversary"),
+        ) if scenario.attacks else None
+        if adversary is not None and attacks is not None:
+            adversary.attacks += attacks.attacks
+        world.install_adversary(adversary or attacks)
         for spec in customer_specs:
             await open_customer_accounts(pc_books, bank_books, spec.id, spec.wallet_fen, spec.card_fen)
             world.opening[spec.id] = {"wallet": spec.wallet_fen, "bank_account": spec.card_fen}
@@ -275,6 +323,67 @@ class World:
         return world
 
     # --- running --------------------------------------------------------------------------
+
+    def number_of(self, party_or_number: str) -> str:
+        """A party's phone number (a number is returned as it is)."""
+        if party_or_number.isdigit():
+            return party_or_number
+        return self.network.number_of(party_or_number)
+
+    def install_adversary(self, adversary: Adversary | None) -> None:
+        """Put ``adversary`` on the air (before the run; ``None``: no attacker)."""
+        self.adversary = adversary
+        if adversary is None:
+            return
+        numbers = {pid: self.network.number_of(pid) for pid in self.published}
+        context = AttackContext(
+            suite=self.scenario.suite,
+            key_cache=self.key_cache or KeyCache(),
+            epoch_unix_s=float(self.scenario.start_unix_s),
+            kernel=self.kernel,
+            certificates=dict(self.published),
+            numbers=numbers,
+        )
+        adversary.install(self.network, self.kernel, context)
+
+    def _check_genuine(self, event: dict[str, Any]) -> None:
+        """Trace listener: every SMS a party acts on was sent by its signer to it, once."""
+        kind = event["kind"]
+        if kind == "sms_sent":
+            self.sent_keys.add((event["actor"], event["to"], event["seq"]))
+        elif kind == "sms_opened":
+            key = (event["sender"], event["actor"], event["seq"])
+            if key not in self.sent_keys:
+                self.not_genuine.append(f"{event['actor']} acted on {event['type']} seq {event['seq']} that {event['sender']} never sent")
+            elif key in self.opened_keys:
+                self.not_genuine.append(f"{event['actor']} acted twice on {event['type']} seq {event['seq']} of {event['sender']}")
+            self.opened_keys.add(key)
+            self._handling[event["actor"]] = key
+        elif kind in ("timer", "goods_arrived"):
+            self._handling[event["actor"]] = None
+
+    def forget_uncommitted(self, party_id: str) -> None:
+        """``party_id`` crashed before committing the step it was taking: the SMS that
+        started it was not acted upon after all (a copy may still be, once)."""
+        key = self._handling.pop(party_id, None)
+        if key is not None:
+            self.opened_keys.discard(key)
+
+    def secrets(self) -> list[str]:
+        """What an eavesdropper must never learn: card numbers, real-name data, contract
+        content. Strings under 8 characters (a 6-digit PIN) are left out: random
+        ciphertext contains them by chance (the PIN travels in the same envelope as the
+        card number, which is searched)."""
+        found: set[str] = set()
+        for customer in self.customers.values():
+            found |= {customer.card_number, customer.card_pin, customer.name, customer.id_number,
+                      customer.landline, customer.address}
+        for customer in self.customers.values():
+            for purchase in customer.purchases.values():
+                contract = purchase.contract
+                found |= {contract.contract_no, contract.delivery_address}
+                found |= {item.name for item in contract.items} | {item.specification for item in contract.items}
+        return sorted(secret for secret in found if len(secret) >= MIN_SECRET_CHARS)
 
     def actors(self) -> list[Actor]:
         return [self.payment_center, self.bank, *self.customers.values(), *self.merchants.values()]
@@ -291,12 +400,17 @@ class World:
             self.kernel.schedule(0.0, merchant.register_at_payment_center)
         for customer_id, customer in self.customers.items():
             self.kernel.schedule(0.0, customer.register_everywhere, shops_of[customer_id])
-        await self.kernel.run()
+        await self._run_kernel()
         self.tracer.record("initialized", parties=len(self.actors()))
 
     def schedule_orders(self) -> None:
-        """Step 1 of every order, at its time after initialization."""
+        """Step 1 of every order, at its time after initialization (and the attacks' and
+        faults' times, which count from the same moment)."""
         base_s = self.kernel.now_s()
+        if self.adversary is not None:
+            self.adversary.start_orders(base_s)
+        if self.faults is not None:
+            self.faults.start_orders(base_s)
         for order in self.orders:
             spec = order.spec
             order.at_s = base_s + spec.at_s
@@ -328,9 +442,49 @@ class World:
         started = time.perf_counter()
         await self.initialize()
         self.schedule_orders()
-        await self.kernel.run()
+        await self._run_kernel()
         self.wall_s = time.perf_counter() - started
         return await self.summary()
+
+    async def _run_kernel(self, **kwargs: Any) -> float:
+        """``kernel.run``; a simulated crash (fault injection) is not a handler error."""
+        before = len(self.kernel.errors)
+        now_s = await self.kernel.run(raise_errors=False, **kwargs)
+        errors = [
+            e for e in self.kernel.errors[before:] if not isinstance(e.exception, SimulatedCrash)
+        ]
+        if errors:
+            raise HandlerFailed(errors)
+        return now_s
+
+    async def restart_party(self, party_id: str) -> None:
+        """Crash and restart the payment center or the bank."""
+        if party_id == PAYMENT_CENTER_ID:
+            await self.restart_payment_center()
+        elif party_id == BANK_ID:
+            await self.restart_bank()
+        else:
+            raise ValueError(f"{party_id!r} cannot be restarted (only {PAYMENT_CENTER_ID}, {BANK_ID})")
+
+    async def restart_bank(self) -> None:
+        """Crash and restart the bank: card bindings, processed top-ups, replay window and
+        sequence numbers come back from its database. Needs a run directory."""
+        if self.run_dir is None:
+            raise RuntimeError("restarting the bank needs a run directory")
+        old = self.bank
+        await self.bank_books.close()
+        self.bank_books = await BankLedgerBooks.open(self.run_dir / "bank.sqlite", clock=self.kernel.now_s)
+        store = await SqliteStateStore.open(self.bank_books.ledger)
+        new = self.make_bank(self.bank_books, store)
+        new.rejections.update(old.rejections)
+        new.untrusted_sms = old.untrusted_sms
+        new.failed_pin_checks = old.failed_pin_checks
+        new.opened_log = old.opened_log
+        self.kernel.replace_handler(BANK_ID, new.handle)
+        await new.restore()
+        self.bank = new
+        self.restarts += 1
+        self.tracer.record("restarted", actor=BANK_ID, cards=len(new.cards), top_ups=len(new.top_ups_fen))
 
     async def restart_payment_center(self) -> None:
         """Crash and restart the payment center: its memory (transactions, timers, replay
@@ -349,6 +503,7 @@ class World:
         store = await SqliteStateStore.open(self.pc_books.ledger)
         new = self.make_payment_center(self.pc_books, self.credit, store)
         new.rejections.update(old.rejections)
+        new.untrusted_sms = old.untrusted_sms
         new.opened_log = old.opened_log
         self.kernel.replace_handler(PAYMENT_CENTER_ID, new.handle)
         await new.restore()
@@ -455,6 +610,26 @@ class World:
         rejected: Counter[str] = Counter()
         for actor in self.actors():
             rejected.update(actor.rejections)
+        invariants["only_genuine_messages_acted_upon"] = not self.not_genuine
+        security: dict[str, Any] = {
+            "rejected": dict(sorted(rejected.items())),
+            "untrusted_sms": sum(actor.untrusted_sms for actor in self.actors()),
+            "not_genuine": self.not_genuine[:20],
+        }
+        if self.adversary is not None:
+            security["attacks"] = self.adversary.report()
+            eavesdroppers = self.adversary.eavesdroppers
+            if eavesdroppers:
+                secrets = self.secrets()
+                leaked = sorted({s for e in eavesdroppers for s in e.leaks(secrets)})
+                security["eavesdropped"] = {
+                    "captured_sms": sum(len(e.captures) for e in eavesdroppers),
+                    "secrets_searched": len(secrets),
+                    "secrets_found": len(leaked),
+                }
+                invariants["eavesdropper_learned_nothing"] = not leaked
+        if self.faults is not None:
+            security["faults"] = self.faults.report()
         network = self.network.counters.as_dict()
         return {
             "scenario": self.scenario.name,
@@ -473,11 +648,27 @@ class World:
                 "dropped": network["dropped"],
                 "duplicated": network["duplicated"],
                 "delivered": network["delivered"],
+                "retried": network["retried"],
+                "undeliverable": network["undeliverable"],
+                "adversary_dropped": network["adversary_dropped"],
+                "adversary_altered": network["adversary_altered"],
+                "injected": network["injected"],
             },
-            "security": {"rejected": dict(sorted(rejected.items()))},
+            "restarts": self.restarts,
+            "security": security,
             "virtual_s": round(now_s, 3),
             "wall_s": round(self.wall_s, 3),
         }
+
+
+def _fault_plan(scenario: Scenario) -> FaultPlan:
+    """The scenario's ``[faults]`` as a :class:`FaultPlan`."""
+    faults = scenario.faults
+    return FaultPlan(
+        crashes=[CrashPoint(c.party, c.on, c.where, c.nth) for c in faults.crashes],
+        restarts=[TimedRestart(r.party, r.at_s) for r in faults.restarts],
+        skews=[ClockSkew(k.party, k.offset_s, k.from_s) for k in faults.clock_skew],
+    )
 
 
 # --- scenario expansion -----------------------------------------------------------------------

@@ -8,13 +8,31 @@ Worlds are session-scoped and never mutated: tests that revoke use their own tru
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import settings
 
 from mpay.keycache import KeyCache
 from protocol.pki import Authority, Identity, TrustStore
 from protocol.suites import get_suite
+
+#: ``make test-long`` sets MPAY_LONG=1: the "long" hypothesis profile, and property tests
+#: that scale their own example counts read :data:`LONG` (see docs/testing.md)
+LONG = os.environ.get("MPAY_LONG") == "1"
+# "fast" (make test): hypothesis' default example counts, no per-example deadline (a world
+# build is slow on a loaded machine), and the reproduction blob printed with any failure.
+settings.register_profile("fast", deadline=None, print_blob=True)
+# "long" (make test-long): ten times the examples for every test that does not set its own.
+settings.register_profile("long", deadline=None, print_blob=True, max_examples=1_000)
+settings.load_profile("long" if LONG else "fast")
+
+
+def examples(fast: int, long: int) -> int:
+    """A property test's example count under the current profile."""
+    return long if LONG else fast
+
 
 #: the tests' "now": 2026-01-01T00:00:00Z
 T0 = 1_767_225_600
