@@ -31,7 +31,7 @@ from mpay.study import (
 
 DESCRIPTION = """\
 Run a scenario: initialization and every order, in virtual time, over real cryptography
-and SQLite ledgers. Writes DIR/trace.jsonl and DIR/summary.json.
+and SQLite ledgers. Writes DIR/trace.jsonl, DIR/summary.json and DIR/report.html.
 
 A Python script (see docs/tutorial.md) defines scenario() -- one run, the same outputs as
 a TOML file -- or study(out_dir) -- many runs; writes DIR/study.json and DIR/study.csv and

@@ -13,6 +13,7 @@ from typing import Any
 
 from mpay.expect import check_expectations
 from mpay.keycache import KeyCache
+from mpay.report import write_report
 from mpay.scenario import Scenario
 from mpay.world import World
 
@@ -20,6 +21,7 @@ from mpay.world import World
 RUN_FILES = (
     "trace.jsonl",
     "summary.json",
+    "report.html",
     "payment_center.sqlite",
     "payment_center.sqlite-wal",
     "payment_center.sqlite-shm",
@@ -74,7 +76,7 @@ async def run_scenario(
         (run_dir / "summary.json").write_text(
             json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        # report: written by mpay.report when available
+        write_report(run_dir / "report.html", summary, run_dir / "trace.jsonl")
     return RunResult(summary=summary, failures=failures, run_dir=run_dir)
 
 
@@ -126,7 +128,10 @@ def format_summary(result: RunResult) -> str:
     else:
         lines.append("expectations: all met")
     if result.run_dir is not None:
-        lines.append(f"wrote {result.run_dir / 'summary.json'} and {result.run_dir / 'trace.jsonl'}")
+        lines.append(
+            f"wrote {result.run_dir / 'summary.json'}, {result.run_dir / 'trace.jsonl'}"
+            f" and {result.run_dir / 'report.html'}"
+        )
     return "\n".join(lines)
 
 
