@@ -271,6 +271,14 @@ class PaymentCenterSpec(_Strict):
     fen_per_100_points: int = Field(default=100, ge=0, le=100_000)
 
 
+class RevocationSpec(_Strict):
+    """The authority revokes every certificate of ``party`` at ``at_s`` (seconds after the
+    orders start, like an order's ``at_s``): its later messages are refused everywhere."""
+
+    party: PartyId
+    at_s: Seconds = 0.0
+
+
 class PartyExpect(_Strict):
     wallet_fen: Fen | None = None
     card_fen: Fen | None = None
@@ -305,6 +313,7 @@ class Scenario(_Strict):
     workload: WorkloadSpec | None = None
     attacks: list[AttackSpec] = Field(default=[], max_length=100)
     faults: FaultsSpec = FaultsSpec()
+    revocations: list[RevocationSpec] = Field(default=[], max_length=1000)
     expect: ExpectSpec = ExpectSpec()
 
     @model_validator(mode="after")
@@ -332,6 +341,12 @@ class Scenario(_Strict):
                     f" declare it under [[merchants]]"
                 )
         known = seen | {"mpc", "bank"}
+        for index, revocation in enumerate(self.revocations):
+            if revocation.party not in known and self.workload is None:
+                raise ValueError(
+                    f"revocations[{index}].party: unknown party {revocation.party!r};"
+                    f" use a declared party id, mpc or bank"
+                )
         if self.workload is None:
             for index, attack in enumerate(self.attacks):
                 names = list(attack.targets)

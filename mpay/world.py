@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.authority import AuthorityActor
 from actors.bank import Bank
 from actors.base import Actor, Contact, Directory
 from actors.behaviour import CustomerBehaviour, MerchantBehaviour
@@ -88,6 +89,7 @@ class World:
     bank_books: BankLedgerBooks
     credit: SqliteCreditBureau
     authority: Authority
+    authority_actor: AuthorityActor
     payment_center: PaymentCenter
     bank: Bank
     customers: dict[str, CustomerHandset]
@@ -114,11 +116,25 @@ class World:
     # --- building -------------------------------------------------------------------------
 
     @classmethod
-    async def build(
+    async def build(cls, scenario: Scenario, run_dir: Path | None = None, **options: Any) -> World:
+        """Create every party, database and certificate of ``scenario`` (see :meth:`_build`
+        for the options). If building fails, the databases opened so far are closed again
+        (an open aiosqlite connection would keep the process alive)."""
+        opened: list[Any] = []
+        try:
+            return await cls._build(scenario, run_dir, opened=opened, **options)
+        except BaseException:
+            for books in reversed(opened):
+                await books.close()
+            raise
+
+    @classmethod
+    async def _build(
         cls,
         scenario: Scenario,
         run_dir: Path | None = None,
         *,
+        opened: list[Any],
         key_cache: KeyCache | None = None,
         speed: float | None = None,
         keep_trace: bool = False,
@@ -163,7 +179,9 @@ class World:
             clock=kernel.now_s,
             points_per_yuan=scenario.payment_center.points_per_yuan,
         )
+        opened.append(pc_books)
         bank_books = await BankLedgerBooks.open(db("bank"), clock=kernel.now_s)
+        opened.append(bank_books)
         credit = await SqliteCreditBureau.open(pc_books.ledger)
         store = await SqliteStateStore.open(pc_books.ledger)
         bank_store = await SqliteStateStore.open(bank_books.ledger)
@@ -175,11 +193,17 @@ class World:
         courier = KernelCourier(kernel, tracer)
         index = iter(range(1_000_000))
 
+        authority_actor = AuthorityActor(
+            party_id=AUTHORITY_ID,
+            authority=authority,
+            suite=suite,
+            clock=kernel,
+            tracer=tracer,
+            validity_s=CERT_VALIDITY_S,
+        )
+
         def identity(party_id: str, role: str, number: str, phone: str | None = None) -> Any:
-            return authority.issue_identity(
-                party_id, role, suite, keys.keys(suite, next(index)),
-                start - 86_400, start + CERT_VALIDITY_S, phone=phone,
-            )
+            return authority_actor.enrol(party_id, role, keys.keys(suite, next(index)), phone=phone)
 
         institutions = [
             (PAYMENT_CENTER_ID, "payment_center", PAYMENT_CENTER_NUMBER),
@@ -271,6 +295,7 @@ class World:
                 **common(spec.id, number, identities[spec.id]),
             )
 
+        kernel.add_actor(AUTHORITY_ID, authority_actor.handle)
         actors: list[Actor] = [payment_center, bank, *customers.values(), *merchants.values()]
         for actor in actors:
             kernel.add_actor(actor.party_id, actor.handle)
@@ -287,6 +312,7 @@ class World:
             bank_books=bank_books,
             credit=credit,
             authority=authority,
+            authority_actor=authority_actor,
             payment_center=payment_center,
             bank=bank,
             customers=customers,
@@ -407,6 +433,8 @@ class World:
         """Step 1 of every order, at its time after initialization (and the attacks' and
         faults' times, which count from the same moment)."""
         base_s = self.kernel.now_s()
+        for revocation in self.scenario.revocations:
+            self.authority_actor.revoke_at(revocation.party, base_s + revocation.at_s)
         if self.adversary is not None:
             self.adversary.start_orders(base_s)
         if self.faults is not None:

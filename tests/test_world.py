@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mpay.runner import run_scenario
 from mpay.scenario import load_scenario, parse_scenario
 from mpay.world import World
@@ -115,3 +117,21 @@ async def test_compact_suite_carries_the_x25519_certificate_at_first_contact(tmp
     rsa = await run_scenario(load_scenario(SCENARIOS / "happy_path.toml"), tmp_path / "rsa")
     compact_sms = result.summary["transactions"][0]["sms_segments"]
     assert compact_sms < rsa.summary["transactions"][0]["sms_segments"]
+
+
+async def test_a_failed_build_closes_the_databases_it_opened(tmp_path: Path, monkeypatch) -> None:
+    """An open aiosqlite connection keeps a thread (and so the process) alive: a world that
+    fails half-way must close what it opened, or `mpay run` hangs instead of reporting."""
+    import threading
+
+    import mpay.world as world_module
+
+    before = threading.active_count()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("identity issuing failed")
+
+    monkeypatch.setattr(world_module.AuthorityActor, "enrol", broken)
+    with pytest.raises(RuntimeError, match="identity issuing failed"):
+        await World.build(load_scenario(SCENARIOS / "happy_path.toml"), tmp_path)
+    assert threading.active_count() == before
