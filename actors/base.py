@@ -28,7 +28,7 @@ from actors.ports import (
 )
 from protocol.envelope import Opened, open_envelope, seal
 from protocol.errors import ProtocolError, Unauthenticated, UnknownParty
-from protocol.messages import Message, MessageType, contract_no_of
+from protocol.messages import Message, MessageType, Rating, contract_no_of
 from protocol.pki import Identity, TrustStore
 from protocol.replay import ReplayGuard
 from protocol.sms import Reassembler
@@ -382,6 +382,31 @@ class Actor:
             )
         await self.flush_outbox(store, atomic, outgoing)
         return len(outgoing)
+
+    # --- steps 9-11 for customers and merchants ----------------------------------------
+
+    def finish_and_rate(
+        self,
+        record: Any,
+        opened: Opened,
+        outcome: str,
+        ratee_id: str,
+        behaviour: Any,
+        *,
+        rate_at: str,
+    ) -> None:
+        """Note a transaction's outcome on ``record`` (a purchase or a sale), then, step 11,
+        rate the other side once on the payment center's site (not after a decline)."""
+        record.outcome = outcome
+        record.steps.append(str(opened.message_type))
+        if not behaviour.rate or record.rated or outcome == "declined":
+            return
+        record.rated = True
+        stars = behaviour.stars_when_settled if outcome == "settled" else behaviour.stars_when_refunded
+        self.send(
+            rate_at,
+            Rating(contract_no=opened.contract_no, ratee_id=ratee_id, stars=stars, comment=""),
+        )
 
     # --- timers -------------------------------------------------------------------------
 

@@ -303,21 +303,10 @@ class CustomerHandset(Actor):
 
     def _finish(self, opened: Opened, outcome: str) -> None:
         purchase = self._purchase_from(opened)
-        purchase.outcome = outcome
-        purchase.steps.append(str(opened.message_type))
-        behaviour = self._behaviour(opened.contract_no)
-        if behaviour.rate and not purchase.rated and outcome != "declined":
-            purchase.rated = True
-            stars = behaviour.stars_when_settled if outcome == "settled" else behaviour.stars_when_refunded
-            self.send(
-                self.payment_center_id,
-                m.Rating(
-                    contract_no=opened.contract_no,
-                    ratee_id=purchase.merchant_id,
-                    stars=stars,
-                    comment="",
-                ),
-            )
+        self.finish_and_rate(
+            purchase, opened, outcome, purchase.merchant_id, self._behaviour(opened.contract_no or ""),
+            rate_at=self.payment_center_id,
+        )
 
     def _purchase_from(self, opened: Opened) -> Purchase:
         purchase = self.purchases.get(opened.contract_no or "")

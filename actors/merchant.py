@@ -215,16 +215,10 @@ class Merchant(Actor):
 
     def _finish(self, opened: Opened, outcome: str) -> None:
         sale = self._sale(opened.contract_no or "")
-        sale.outcome = outcome
-        sale.steps.append(str(opened.message_type))
-        behaviour = self._behaviour(opened.contract_no or "")
-        if behaviour.rate and not sale.rated and outcome != "declined":
-            sale.rated = True
-            stars = behaviour.stars_when_settled if outcome == "settled" else behaviour.stars_when_refunded
-            self.send(
-                self.payment_center_id,
-                m.Rating(contract_no=opened.contract_no, ratee_id=sale.customer_id, stars=stars, comment=""),
-            )
+        self.finish_and_rate(
+            sale, opened, outcome, sale.customer_id, self._behaviour(opened.contract_no or ""),
+            rate_at=self.payment_center_id,
+        )
 
     def _sale(self, contract_no: str) -> Sale:
         try:
