@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--quiet", action="store_true", help="print nothing, no progress either; the exit status tells"
     )
     parser.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help="real-time mode for live demos: X virtual seconds per wall second (same events, same trace)",
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -86,6 +92,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.seed is not None and args.seed < 0:
             raise UsageError(f"--seed: must be a non-negative integer, got {args.seed}")
+        if args.speed is not None and not (0 < args.speed < float("inf")):
+            raise UsageError(f"--speed: must be a positive number of virtual seconds per wall second, got {args.speed}")
         if args.scenario.suffix == ".py":
             return _run_script(args)
         if args.param:
@@ -112,7 +120,7 @@ def _run_one(args: argparse.Namespace, scenario: Scenario) -> int:
     if args.seed is not None:
         scenario = scenario.model_copy(update={"seed": args.seed})
     run_dir = args.out if args.out is not None else Path("runs") / scenario.name
-    result: RunResult = run(scenario, run_dir, progress=not args.quiet)
+    result: RunResult = run(scenario, run_dir, progress=not args.quiet, speed=args.speed)
     if args.json:
         json.dump(result.summary, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -268,12 +268,14 @@ def run(
     out_dir: str | Path | None = None,
     *,
     progress: bool | None = None,
+    speed: float | None = None,
 ) -> RunResult:
     """Run ``scenario`` to the end, synchronously (for scripts and notebooks without a loop).
 
     With ``out_dir`` the run writes ``trace.jsonl`` and ``summary.json`` there, like
     ``mpay run``; without, nothing touches the disk. ``progress`` None shows a progress
-    line on a terminal for runs longer than a second (unless ``--quiet``). Inside a running
+    line on a terminal for runs longer than a second (unless ``--quiet``). ``speed`` runs in
+    real time, ``speed`` virtual seconds per wall second (live demos). Inside a running
     event loop use ``await mpay.runner.run_scenario(...)`` instead.
     """
     try:
@@ -289,7 +291,7 @@ def run(
     display = Progress(scenario.name, enabled=None if show else False)
     run_dir = Path(out_dir) if out_dir is not None else None
     try:
-        return asyncio.run(run_scenario(scenario, run_dir, on_world=display.attach))
+        return asyncio.run(run_scenario(scenario, run_dir, on_world=display.attach, speed=speed))
     finally:
         display.close()
 

@@ -126,3 +126,14 @@ def test_validate_checks_a_scripts_scenario(tmp_path, capsys) -> None:
     empty.write_text("x = 1\n", encoding="utf-8")
     assert main(["validate", str(empty)]) == 2
     assert "defines neither scenario() nor study()" in capsys.readouterr().err
+
+
+def test_real_time_mode_takes_the_same_path_as_virtual_time(tmp_path: Path, capsys) -> None:
+    """--speed paces the same events to the wall clock (live demos): the trace is the same."""
+    scenario = ROOT / "scenarios" / "confirm_timeout.toml"  # 30 virtual minutes
+    assert main(["run", str(scenario), "--out", str(tmp_path / "virtual"), "--quiet"]) == 0
+    assert main(["run", str(scenario), "--out", str(tmp_path / "live"), "--quiet", "--speed", "100000"]) == 0
+    virtual = (tmp_path / "virtual" / "trace.jsonl").read_text()
+    assert (tmp_path / "live" / "trace.jsonl").read_text() == virtual
+    assert main(["run", str(scenario), "--speed", "0"]) == 2
+    assert "--speed" in capsys.readouterr().err
