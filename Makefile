@@ -46,6 +46,12 @@ check-report: $(STAMP)
 	$(BIN)/python -m mpay.report --check $(REPORT_DIR)/report.dom --screenshot $(REPORT_DIR)/report.png
 	@echo "screenshot: $(REPORT_DIR)/report.png"
 
+# All the performance figures of docs/performance.md (several minutes; `mpay bench --quick`
+# for a short run).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/mpay bench
+
 clean-keys: $(STAMP)
 	$(BIN)/mpay keys --clear
 

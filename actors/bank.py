@@ -27,10 +27,7 @@ from protocol import messages as m
 from protocol.envelope import Opened
 from protocol.errors import HeaderMismatch
 from protocol.pki import load_der_certificate
-from protocol.replay import ReplayGuard
 
-#: sequence numbers skipped on a restart (see actors.payment_center.RESTART_SEQ_SKIP)
-RESTART_SEQ_SKIP = 64
 
 
 def _pin_hash(pin: str, salt: bytes) -> bytes:
@@ -85,10 +82,7 @@ class Bank(Actor):
                 self.trust.add(load_der_certificate(bytes.fromhex(der_hex)))
         for top_up_id, record in (await self.store.load("top_ups")).items():
             self.top_ups_fen[top_up_id] = record["amount_fen"]
-        meta = (await self.store.load("meta")).get("receiver")
-        if meta is not None:
-            self.replay = ReplayGuard.from_dict(meta["replay"])
-            self.next_seq = meta["next_seq"] + RESTART_SEQ_SKIP
+        await self.restore_receiver_state(self.store)
         await self.resend_outbox(self.store, self.books.atomic)
 
     async def _save(self, table: str | None = None, key: str = "", value: dict | None = None) -> None:
@@ -97,9 +91,7 @@ class Bank(Actor):
             return
         if table is not None and value is not None:
             await self.store.put(table, key, value)
-        await self.store.put(
-            "meta", "receiver", {"replay": self.replay.to_dict(), "next_seq": self.next_seq}
-        )
+        await self.save_receiver_state(self.store)
 
     # --- init 3 and step 5 -----------------------------------------------------------------
 

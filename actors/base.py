@@ -35,6 +35,9 @@ from protocol.sms import Reassembler
 
 #: how far a send time may be from the receiver's clock (replay window and clock skew)
 DEFAULT_REPLAY_WINDOW_S = 600.0
+#: sequence numbers a restarted party skips: it may have sent (from its outbox, or just before
+#: it died) numbers it had not yet stored, and a receiver would refuse a reused one as a replay
+RESTART_SEQ_SKIP = 64
 #: how long a partly received concatenated SMS is kept
 DEFAULT_REASSEMBLY_TIMEOUT_S = 600.0
 #: the first two octets of every protocol envelope: CBOR tag 96 (a tagged COSE_Encrypt)
@@ -141,6 +144,8 @@ class Actor:
         self.reassembler = Reassembler(timeout_s=DEFAULT_REASSEMBLY_TIMEOUT_S)
         self.next_seq = 1
         self.rejections: Counter[str] = Counter()
+        #: senders whose replay window changed since it was last saved
+        self.replay_dirty: set[str] = set()
         #: plain text SMS received (never acted upon; see :meth:`on_untrusted_sms`)
         self.untrusted_sms = 0
         #: every plaintext message this party opened (for the data-placement test and demo)
@@ -243,6 +248,37 @@ class Actor:
         self.replay.check_and_record(
             opened.sender_id, opened.seq, opened.sent_unix_s, self.clock.now_unix_s()
         )
+        self.replay_dirty.add(opened.sender_id)
+
+    async def save_receiver_state(self, store: StateStore) -> None:
+        """Persist (inside the step's SQL transaction) the replay windows of the senders heard
+        since the last save and the next sequence number: constant work per message, however
+        many parties there are."""
+        for sender_id in sorted(self.replay_dirty):
+            window = self.replay.export_sender(sender_id)
+            if window is not None:
+                await store.put("replay", sender_id, {"window": window})
+        self.replay_dirty.clear()
+        await store.put(
+            "meta",
+            "receiver",
+            {
+                "window_s": self.replay.window_s,
+                "seq_window": self.replay.seq_window,
+                "next_seq": self.next_seq,
+            },
+        )
+
+    async def restore_receiver_state(self, store: StateStore) -> None:
+        """After a restart: the replay windows as stored, and a sequence number past any this
+        party may have used before it died."""
+        meta = (await store.load("meta")).get("receiver")
+        if meta is None:
+            return
+        self.replay = ReplayGuard(window_s=meta["window_s"], seq_window=meta["seq_window"])
+        for sender_id, record in (await store.load("replay")).items():
+            self.replay.import_sender(sender_id, record["window"])
+        self.next_seq = meta["next_seq"] + RESTART_SEQ_SKIP
 
     def _passed_checks(self, opened: Opened, sender_number: str) -> list[dict[str, object]]:
         """Every check an opened SMS passed, with its detail (traces, the teaching demo):

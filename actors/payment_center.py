@@ -33,17 +33,11 @@ from protocol import messages as m
 from protocol.envelope import Opened
 from protocol.errors import HeaderMismatch, IllegalTransition, UnknownParty
 from protocol.pki import load_der_certificate, phone_of
-from protocol.replay import ReplayGuard
 
 def cert_der_hex(cert: Any) -> str:
     return cert.public_bytes(Encoding.DER).hex()
 
 
-#: sequence numbers skipped on a restart. The stored ``next_seq`` is written before the
-#: step's SMS are sent (at most a few per step), so the numbers just after it may already
-#: be used: a restarted party jumps past them, or receivers would refuse its next SMS as a
-#: replay. Receivers' windows accept gaps (protocol/replay.py).
-RESTART_SEQ_SKIP = 64
 
 #: how long the payment center takes to decide a dispute (EXTENSION), seconds
 DEFAULT_DISPUTE_REVIEW_S = 86_400.0
@@ -107,10 +101,7 @@ class PaymentCenter(Actor):
                 self.start_timer(txn.deadline_name, contract_no, txn.deadline_at_s)
             elif txn.state is e.State.DISPUTED:
                 self.start_timer("dispute", contract_no, self.clock.now_s() + self.dispute_review_s)
-        meta = (await self.store.load("meta")).get("receiver")
-        if meta is not None:
-            self.replay = ReplayGuard.from_dict(meta["replay"])
-            self.next_seq = meta["next_seq"] + RESTART_SEQ_SKIP
+        await self.restore_receiver_state(self.store)
         # SMS of a step that committed but had not gone out when the process died
         await self.resend_outbox(self.store, self.books.atomic)
 
@@ -120,9 +111,7 @@ class PaymentCenter(Actor):
             self.trust.add(load_der_certificate(bytes.fromhex(der_hex)))
 
     async def _save_receiver_state(self) -> None:
-        await self.store.put(
-            "meta", "receiver", {"replay": self.replay.to_dict(), "next_seq": self.next_seq}
-        )
+        await self.save_receiver_state(self.store)
 
     # --- initialization (seed init 3, 4) ---------------------------------------------------
 

@@ -90,11 +90,14 @@ class PaymentCenterLedgerBooks:
         *,
         clock: Callable[[], float] | None = None,
         synchronous: str = "NORMAL",
+        inline: bool = False,
         points_per_yuan: int = DEFAULT_POINTS_PER_YUAN,
         redeem_points_per_yuan: int = DEFAULT_REDEEM_POINTS_PER_YUAN,
     ) -> PaymentCenterLedgerBooks:
         """Open the payment center's database and its system accounts."""
-        ledger = await Ledger.open(path, name="payment_center", clock=clock, synchronous=synchronous)
+        ledger = await Ledger.open(
+            path, name="payment_center", clock=clock, synchronous=synchronous, inline=inline
+        )
         books = cls(ledger, points_per_yuan=points_per_yuan, redeem_points_per_yuan=redeem_points_per_yuan)
         async with ledger.atomic():
             await ledger.create_account(ESCROW, CNY, DEBITS_MUST_NOT_EXCEED_CREDITS, "escrow")
@@ -264,9 +267,14 @@ class BankLedgerBooks:
 
     @classmethod
     async def open(
-        cls, path: str | Path, *, clock: Callable[[], float] | None = None, synchronous: str = "NORMAL"
+        cls,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] | None = None,
+        synchronous: str = "NORMAL",
+        inline: bool = False,
     ) -> BankLedgerBooks:
-        ledger = await Ledger.open(path, name="bank", clock=clock, synchronous=synchronous)
+        ledger = await Ledger.open(path, name="bank", clock=clock, synchronous=synchronous, inline=inline)
         async with ledger.atomic():
             await ledger.create_account(PC_SETTLEMENT, CNY, DEBITS_MUST_NOT_EXCEED_CREDITS, "settlement")
             await ledger.create_account(BANK_OPENING, CNY, 0, "opening")

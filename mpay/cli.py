@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "mpay.cmd_validate",
     "mpay.cmd_vectors",
     "mpay.cmd_keys",
+    "mpay.cmd_bench",
 )
 
 

@@ -79,6 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="real-time mode for live demos: X virtual seconds per wall second (same events, same trace)",
     )
     parser.add_argument(
+        "--ledger-thread",
+        action="store_true",
+        help="run the ledgers' SQL on aiosqlite's worker thread, not the event loop's (slower; same results)",
+    )
+    parser.add_argument(
         "--param",
         action="append",
         default=[],
@@ -120,7 +125,9 @@ def _run_one(args: argparse.Namespace, scenario: Scenario) -> int:
     if args.seed is not None:
         scenario = scenario.model_copy(update={"seed": args.seed})
     run_dir = args.out if args.out is not None else Path("runs") / scenario.name
-    result: RunResult = run(scenario, run_dir, progress=not args.quiet, speed=args.speed)
+    result: RunResult = run(
+        scenario, run_dir, progress=not args.quiet, speed=args.speed, ledger_inline=not args.ledger_thread
+    )
     if args.json:
         json.dump(result.summary, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -18,8 +18,15 @@ center's escrow state, the credit bureau) write through :meth:`Ledger.execute` o
 The ledger never reads the wall clock: ``now_s`` is passed in, or taken from the injected
 ``clock`` callable (the simulator passes its virtual clock).
 
-Performance: the work of one operation runs as one function on aiosqlite's worker thread
-(one thread hop, prepared statements cached by sqlite3), not one hop per SQL statement.
+Performance: the work of one operation runs as one function (prepared statements cached by
+sqlite3), not one call per SQL statement. By default (``inline=False``) that function runs
+on aiosqlite's worker thread, so the event loop never blocks on the database. With
+``inline=True`` it runs right on the event loop's thread: a WAL commit with
+``synchronous=NORMAL`` takes tens of microseconds, less than the hop to the worker thread
+and back, and the virtual-time kernel waits for every handler anyway, so a simulation loses
+nothing by blocking the loop that long and runs about a quarter faster: the simulator's
+worlds use it (``mpay run --ledger-thread`` goes back to the worker thread; figures in
+docs/performance.md). Same statements, transactions and durability either way.
 """
 
 from __future__ import annotations
@@ -279,6 +286,7 @@ class Ledger:
         )
         self._savepoints = itertools.count(1)
         self._closed = False
+        self._inline = False
 
     # -- opening and closing --
 
@@ -290,6 +298,7 @@ class Ledger:
         name: str = "ledger",
         clock: Callable[[], float] | None = None,
         synchronous: str = "NORMAL",
+        inline: bool = False,
     ) -> Ledger:
         """Open (creating if needed) the ledger database at ``path`` (or ``":memory:"``).
 
@@ -300,12 +309,15 @@ class Ledger:
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL or FULL (or OFF/EXTRA), not {synchronous!r}")
         spath = str(path)
-        conn = await aiosqlite.connect(spath, isolation_level=None)
-        raw = conn._connection  # the sqlite3 connection, used only on aiosqlite's thread
+        # check_same_thread=False: with ``inline`` the loop's thread runs the SQL; aiosqlite's
+        # thread only opens and closes the connection, never at the same time.
+        conn = await aiosqlite.connect(spath, isolation_level=None, check_same_thread=False)
+        raw = conn._connection  # the sqlite3 connection, used by one thread at a time
         if raw is None or not hasattr(conn, "_execute"):  # pragma: no cover - aiosqlite changed
             await conn.close()
             raise RuntimeError("this aiosqlite version lacks Connection._execute")
         ledger = cls(conn, raw, name=name, path=spath, clock=clock)
+        ledger._inline = inline
 
         def setup(c: sqlite3.Connection) -> None:
             if spath != ":memory:":
@@ -367,6 +379,8 @@ class Ledger:
     async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise LedgerError(f"ledger {self.name} is closed")
+        if self._inline:
+            return fn(self._raw)
         return await self._conn._execute(fn, self._raw)
 
     @asynccontextmanager
@@ -407,7 +421,10 @@ class Ledger:
                     raise
             finally:
                 self._block = None
-                self._block_ctx.reset(ctx_token)
+                try:
+                    self._block_ctx.reset(ctx_token)
+                except ValueError:  # the block ended in another context (a task it moved to)
+                    self._block_ctx.set(None)
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(sqlite3_connection)`` on the database thread as one atomic unit: its own

@@ -53,6 +53,7 @@ async def run_scenario(
     *,
     key_cache: KeyCache | None = None,
     speed: float | None = None,
+    ledger_inline: bool = True,
     on_world: Callable[[World], None] | None = None,
 ) -> RunResult:
     """Run ``scenario``; with ``run_dir`` write ``trace.jsonl`` and ``summary.json`` there.
@@ -63,7 +64,9 @@ async def run_scenario(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         clear_run_dir(run_dir)
-    world = await World.build(scenario, run_dir, key_cache=key_cache, speed=speed)
+    world = await World.build(
+        scenario, run_dir, key_cache=key_cache, speed=speed, ledger_inline=ledger_inline
+    )
     try:
         if on_world is not None:
             on_world(world)

@@ -269,6 +269,7 @@ def run(
     *,
     progress: bool | None = None,
     speed: float | None = None,
+    ledger_inline: bool = True,
 ) -> RunResult:
     """Run ``scenario`` to the end, synchronously (for scripts and notebooks without a loop).
 
@@ -291,7 +292,9 @@ def run(
     display = Progress(scenario.name, enabled=None if show else False)
     run_dir = Path(out_dir) if out_dir is not None else None
     try:
-        return asyncio.run(run_scenario(scenario, run_dir, on_world=display.attach, speed=speed))
+        return asyncio.run(run_scenario(
+            scenario, run_dir, on_world=display.attach, speed=speed, ledger_inline=ledger_inline
+        ))
     finally:
         display.close()
 

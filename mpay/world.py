@@ -99,6 +99,9 @@ class World:
     wall_s: float = 0.0
     opening: dict[str, dict[str, int | None]] = field(default_factory=dict)
     make_payment_center: Any = None
+    #: run the ledgers' SQL on the event loop's thread (the default: faster, and safe because
+    #: the kernel waits for every handler anyway; False uses aiosqlite's worker thread)
+    ledger_inline: bool = True
     restarts: int = 0
     make_bank: Any = None
     adversary: Adversary | None = None
@@ -141,6 +144,7 @@ class World:
         record_plaintexts: bool = False,
         adversary: Adversary | None = None,
         faults: FaultPlan | None = None,
+        ledger_inline: bool = True,
     ) -> World:
         """Create every party, database and certificate of ``scenario`` (nothing runs yet).
 
@@ -178,9 +182,10 @@ class World:
             db("payment_center"),
             clock=kernel.now_s,
             points_per_yuan=scenario.payment_center.points_per_yuan,
+            inline=ledger_inline,
         )
         opened.append(pc_books)
-        bank_books = await BankLedgerBooks.open(db("bank"), clock=kernel.now_s)
+        bank_books = await BankLedgerBooks.open(db("bank"), clock=kernel.now_s, inline=ledger_inline)
         opened.append(bank_books)
         credit = await SqliteCreditBureau.open(pc_books.ledger)
         store = await SqliteStateStore.open(pc_books.ledger)
@@ -312,6 +317,7 @@ class World:
             bank_books=bank_books,
             credit=credit,
             authority=authority,
+            ledger_inline=ledger_inline,
             authority_actor=authority_actor,
             payment_center=payment_center,
             bank=bank,
@@ -501,7 +507,9 @@ class World:
             raise RuntimeError("restarting the bank needs a run directory")
         old = self.bank
         await self.bank_books.close()
-        self.bank_books = await BankLedgerBooks.open(self.run_dir / "bank.sqlite", clock=self.kernel.now_s)
+        self.bank_books = await BankLedgerBooks.open(
+            self.run_dir / "bank.sqlite", clock=self.kernel.now_s, inline=self.ledger_inline
+        )
         store = await SqliteStateStore.open(self.bank_books.ledger)
         new = self.make_bank(self.bank_books, store)
         new.rejections.update(old.rejections)
@@ -526,6 +534,7 @@ class World:
             self.run_dir / "payment_center.sqlite",
             clock=self.kernel.now_s,
             points_per_yuan=self.scenario.payment_center.points_per_yuan,
+            inline=self.ledger_inline,
         )
         self.credit = await SqliteCreditBureau.open(self.pc_books.ledger)
         store = await SqliteStateStore.open(self.pc_books.ledger)

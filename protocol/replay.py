@@ -98,6 +98,22 @@ class ReplayGuard:
         window = self._senders.get(sender_id)
         return None if window is None else window.highest
 
+    def export_sender(self, sender_id: str) -> list[Any] | None:
+        """One sender's window, JSON-ready (``[highest, bitmap hex]``), or None if unknown:
+        lets a receiver persist only what a message changed."""
+        window = self._senders.get(sender_id)
+        return None if window is None else [window.highest, format(window.bitmap, "x")]
+
+    def import_sender(self, sender_id: str, state: list[Any]) -> None:
+        """Inverse of :meth:`export_sender`; ``ValueError`` on a malformed state."""
+        try:
+            highest, bitmap = int(state[0]), int(state[1], 16)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"not a replay window for {sender_id!r}: {state!r}") from exc
+        if not 0 <= highest <= MAX_SEQ or bitmap >> self.seq_window or bitmap < 0:
+            raise ValueError(f"bad window for {sender_id!r}")
+        self._senders[str(sender_id)] = _Window(highest=highest, bitmap=bitmap)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state (bitmaps as hex strings)."""
         return {

@@ -137,3 +137,14 @@ def test_real_time_mode_takes_the_same_path_as_virtual_time(tmp_path: Path, caps
     assert (tmp_path / "live" / "trace.jsonl").read_text() == virtual
     assert main(["run", str(scenario), "--speed", "0"]) == 2
     assert "--speed" in capsys.readouterr().err
+
+
+def test_ledger_on_aiosqlites_thread_gives_the_same_run(tmp_path: Path) -> None:
+    """--ledger-thread moves the SQL to aiosqlite's worker thread: slower, same everything."""
+    scenario = ROOT / "scenarios" / "top_up.toml"
+    assert main(["run", str(scenario), "--out", str(tmp_path / "inline"), "--quiet"]) == 0
+    assert main(["run", str(scenario), "--out", str(tmp_path / "thread"), "--quiet", "--ledger-thread"]) == 0
+    inline = (tmp_path / "inline" / "trace.jsonl").read_text()
+    assert (tmp_path / "thread" / "trace.jsonl").read_text() == inline
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("inline", "thread")]
+    assert summaries[0]["parties"] == summaries[1]["parties"]

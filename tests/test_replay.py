@@ -105,3 +105,20 @@ def test_the_bitmap_window_agrees_with_a_plain_set(seqs: list[int], seq_window: 
         assert ok == expected_ok, (seq, sorted(seen))
         if ok:
             seen.add(seq)
+
+
+def test_one_senders_window_survives_export_and_import() -> None:
+    """A receiver persists only the window a message changed; restored, it refuses the same."""
+    guard = ReplayGuard(window_s=600, seq_window=64)
+    for seq in (1, 2, 5):
+        guard.check_and_record("alice", seq, 1000, 1000)
+    guard.check_and_record("bob", 7, 1000, 1000)
+    restored = ReplayGuard(window_s=600, seq_window=64)
+    restored.import_sender("alice", guard.export_sender("alice"))
+    with pytest.raises(Replay):
+        restored.check("alice", 5, 1000, 1000)
+    restored.check("alice", 3, 1000, 1000)  # a gap, never seen: still acceptable
+    restored.check("bob", 7, 1000, 1000)  # bob's window was not imported
+    assert guard.export_sender("carol") is None
+    with pytest.raises(ValueError):
+        restored.import_sender("alice", [3, "f" * 40])  # bitmap wider than the window
