@@ -453,4 +453,21 @@ class Actor:
         self.clock.cancel(self.party_id, f"{kind}:{key}")
 
 
-__all__ = ["Actor", "Contact", "Directory", "MessageType", "Outgoing", "plain_text_of"]
+__all__ = ["Actor", "Contact", "Directory", "MessageType", "OutcomeNotices", "Outgoing", "plain_text_of"]
+
+
+class OutcomeNotices:
+    """Steps 4-10 end for a customer or a merchant: the payment center's notice of how a
+    transaction ended, each handled by the party's ``_finish(opened, outcome)``."""
+
+    async def on_settlement_notice(self, opened: Opened) -> None:
+        self._finish(opened, "settled")  # type: ignore[attr-defined]
+
+    async def on_refund_notice(self, opened: Opened) -> None:
+        self._finish(opened, "refunded")  # type: ignore[attr-defined]
+
+    async def on_payment_refused(self, opened: Opened) -> None:
+        self._finish(opened, "declined")  # type: ignore[attr-defined]
+
+    async def on_dispute_decision(self, opened: Opened) -> None:
+        self._finish(opened, "disputed")  # type: ignore[attr-defined]

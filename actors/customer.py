@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.base import Actor
+from actors.base import Actor, OutcomeNotices
 from actors.behaviour import CustomerBehaviour
 from actors.ports import GoodsArrived
 from protocol import messages as m
@@ -42,7 +42,7 @@ class Purchase:
     steps: list[str] = field(default_factory=list)
 
 
-class CustomerHandset(Actor):
+class CustomerHandset(OutcomeNotices, Actor):
     role = "customer"
 
     def __init__(
@@ -288,18 +288,6 @@ class CustomerHandset(Actor):
             purchase.steps.append("ignored_delivery")
 
     # --- steps 9-11: outcome and rating --------------------------------------------------
-
-    async def on_settlement_notice(self, opened: Opened) -> None:
-        self._finish(opened, "settled")
-
-    async def on_refund_notice(self, opened: Opened) -> None:
-        self._finish(opened, "refunded")
-
-    async def on_payment_refused(self, opened: Opened) -> None:
-        self._finish(opened, "declined")
-
-    async def on_dispute_decision(self, opened: Opened) -> None:
-        self._finish(opened, "disputed")
 
     def _finish(self, opened: Opened, outcome: str) -> None:
         purchase = self._purchase_from(opened)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.base import Actor
+from actors.base import Actor, OutcomeNotices
 from actors.behaviour import MerchantBehaviour
 from actors.ports import GoodsArrived
 from protocol import messages as m
@@ -29,7 +29,7 @@ class Sale:
     steps: list[str] = field(default_factory=list)
 
 
-class Merchant(Actor):
+class Merchant(OutcomeNotices, Actor):
     role = "merchant"
 
     def __init__(
@@ -200,18 +200,6 @@ class Merchant(Actor):
             sale.steps.append("ignored_return")
 
     # --- steps 9-11: outcome and rating --------------------------------------------------
-
-    async def on_settlement_notice(self, opened: Opened) -> None:
-        self._finish(opened, "settled")
-
-    async def on_refund_notice(self, opened: Opened) -> None:
-        self._finish(opened, "refunded")
-
-    async def on_payment_refused(self, opened: Opened) -> None:
-        self._finish(opened, "declined")
-
-    async def on_dispute_decision(self, opened: Opened) -> None:
-        self._finish(opened, "disputed")
 
     def _finish(self, opened: Opened, outcome: str) -> None:
         sale = self._sale(opened.contract_no or "")
