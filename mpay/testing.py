@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: suites :func:`scenarios` draws from by default (pass ``suites=`` for others)
-DEFAULT_SUITES = ("rsa2048",)
+DEFAULT_SUITES = ("rsa2048", "compact")
 #: protocol-relevant choices a customer or merchant can make
 _CONFIRM = ("confirm", "decline", "ignore")
 _DELIVERY = ("accept", "reject", "ignore")
