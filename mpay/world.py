@@ -558,10 +558,7 @@ class World:
 
     async def top_ups_in_flight_fen(self) -> int:
         """Money the bank moved whose notice the payment center has not credited (yet)."""
-        rows = await self.pc_books.ledger.execute(
-            "SELECT user_data FROM ledger_transfers WHERE code = 'top_up'"
-        )
-        credited = {row[0] for row in rows}
+        credited = await self.pc_books.credited_top_up_ids()
         return sum(
             amount for top_up_id, amount in self.bank.top_ups_fen.items() if top_up_id not in credited
         )

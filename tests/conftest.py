@@ -114,3 +114,18 @@ def compact_world(worlds: dict[str, World]) -> World:
 def world(request: pytest.FixtureRequest, worlds: dict[str, World]) -> World:
     """Each of the two main suites in turn."""
     return worlds[request.param]
+
+
+class ManualClock:
+    """A virtual clock the test moves by hand (``clock.now = …``), for ledgers and books."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def clock() -> ManualClock:
+    return ManualClock()

@@ -19,21 +19,8 @@ from mpay.books import BankLedgerBooks, PaymentCenterLedgerBooks, open_customer_
 from mpay.invariants import INVARIANT_NAMES, check_invariants, invariant_report
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def books(clock: Clock):
+async def books(clock):
     """"alice: wallet 500.00 CNY, bank card 2000.00; shop: wallet 0"."""
     pc = await PaymentCenterLedgerBooks.open(":memory:", clock=clock)
     bank = await BankLedgerBooks.open(":memory:", clock=clock)
@@ -166,7 +153,7 @@ async def test_points_redeem_as_phone_fee(books) -> None:
     assert await all_hold(pc, bank)  # redemption is the payment center's expense
 
 
-async def test_other_conversion_rates(clock: Clock) -> None:
+async def test_other_conversion_rates(clock) -> None:
     pc = await PaymentCenterLedgerBooks.open(":memory:", clock=clock, points_per_yuan=2, redeem_points_per_yuan=300)
     try:
         await pc.open_customer("alice", 10_000)
@@ -180,7 +167,7 @@ async def test_other_conversion_rates(clock: Clock) -> None:
         await pc.close()
 
 
-async def test_expired_hold_returns_money_and_cannot_settle(books, clock: Clock) -> None:
+async def test_expired_hold_returns_money_and_cannot_settle(books, clock) -> None:
     pc, bank = books
     await pc.hold("c1", "alice", 10_000, timeout_s=600)
     clock.now = 600.0

@@ -36,21 +36,8 @@ from mpay.ledger import (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def ledger(clock: Clock):
+async def ledger(clock):
     led = await Ledger.open(":memory:", name="test", clock=clock)
     await led.create_account("source", "CNY")
     await led.create_account("alice", "CNY", DEBITS_MUST_NOT_EXCEED_CREDITS)
@@ -197,7 +184,7 @@ async def test_void_returns_everything_and_a_hold_resolves_once(ledger: Ledger) 
     assert await balance(ledger, "bob") == 0
 
 
-async def test_expired_hold_cannot_be_posted_and_expiry_voids_it(ledger: Ledger, clock: Clock) -> None:
+async def test_expired_hold_cannot_be_posted_and_expiry_voids_it(ledger: Ledger, clock) -> None:
     clock.now = 100.0
     await ledger.create_transfer(Transfer("h", "alice", "escrow", 3_000, flags=PENDING, timeout_s=60))
     await ledger.create_transfer(Transfer("keep", "alice", "escrow", 1_000, flags=PENDING, timeout_s=600))
@@ -346,7 +333,7 @@ async def test_tasks_started_inside_a_block_join_it(ledger: Ledger) -> None:
     assert await balance(ledger, "alice") == 10_000
 
 
-async def test_file_database_uses_wal_and_survives_reopen(tmp_path, clock: Clock) -> None:
+async def test_file_database_uses_wal_and_survives_reopen(tmp_path, clock) -> None:
     path = tmp_path / "pc.db"
     led = await Ledger.open(path, name="pc", clock=clock)
     await led.create_account("a", "CNY")
