@@ -83,7 +83,7 @@ class Bank(Actor):
         for top_up_id, record in (await self.store.load("top_ups")).items():
             self.top_ups_fen[top_up_id] = record["amount_fen"]
         await self.restore_receiver_state(self.store)
-        await self.resend_outbox(self.store, self.books.atomic)
+        await self.resend_outbox(self.store)
 
     async def _save(self, table: str | None = None, key: str = "", value: dict | None = None) -> None:
         """Inside ``books.atomic()``: one record (if given) and the receiver state."""
@@ -170,7 +170,7 @@ class Bank(Actor):
             return
         self.top_ups_fen[top_up_id] = instruction.amount_fen
         if self.store is not None:
-            await self.flush_outbox(self.store, self.books.atomic, sealed)
+            await self.flush_outbox(self.store, sealed)
         else:
             for out in sealed:
                 self.transmit(out)

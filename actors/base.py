@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -155,6 +153,9 @@ class Actor:
 
     async def handle(self, item: object) -> None:
         """The kernel's entry point: one mailbox item at a time."""
+        if type(item) is SmsArrival:  # by far the most frequent: every SMS part
+            await self._on_sms(item)
+            return
         if isinstance(item, TimerFired):
             kind, _, key = item.name.partition(":")
             handler = getattr(self, f"on_timer_{kind}")
@@ -387,21 +388,15 @@ class Actor:
                 },
             )
 
-    async def flush_outbox(
-        self, store: StateStore, atomic: Callable[[], AbstractAsyncContextManager[None]],
-        outgoing: list[Outgoing],
-    ) -> None:
-        """After the commit: send the staged SMS, then forget them (one transaction)."""
+    async def flush_outbox(self, store: StateStore, outgoing: list[Outgoing]) -> None:
+        """After the commit: send the staged SMS, then forget them (one statement: all or
+        none, and no transaction block of its own)."""
         for out in outgoing:
             self.transmit(out)
         if outgoing:
-            async with atomic():
-                for out in outgoing:
-                    await store.delete(OUTBOX_TABLE, f"{out.seq:020d}")
+            await store.delete_many(OUTBOX_TABLE, [f"{out.seq:020d}" for out in outgoing])
 
-    async def resend_outbox(
-        self, store: StateStore, atomic: Callable[[], AbstractAsyncContextManager[None]]
-    ) -> int:
+    async def resend_outbox(self, store: StateStore) -> int:
         """After a restart: send what a crash kept in the outbox, byte for byte (same
         sequence numbers: a receiver that got one already refuses the copy as a replay)."""
         outgoing = [
@@ -416,7 +411,7 @@ class Actor:
                 "sms_sent", actor=self.party_id, to=out.recipient_id, type=out.meta.message_type,
                 contract_no=out.meta.contract_no, seq=out.seq, bytes=len(out.envelope),
             )
-        await self.flush_outbox(store, atomic, outgoing)
+        await self.flush_outbox(store, outgoing)
         return len(outgoing)
 
     # --- steps 9-11 for customers and merchants ----------------------------------------

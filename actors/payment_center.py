@@ -103,7 +103,7 @@ class PaymentCenter(Actor):
                 self.start_timer("dispute", contract_no, self.clock.now_s() + self.dispute_review_s)
         await self.restore_receiver_state(self.store)
         # SMS of a step that committed but had not gone out when the process died
-        await self.resend_outbox(self.store, self.books.atomic)
+        await self.resend_outbox(self.store)
 
     def _trust_stored(self, record: dict[str, Any]) -> None:
         """Re-trust a registrant's certificates kept in the database (checked again)."""
@@ -344,7 +344,7 @@ class PaymentCenter(Actor):
                 self.cancel_timer(effect.name, txn.contract_no)
             else:  # OpenDispute: the review timer
                 self.start_timer("dispute", txn.contract_no, self.clock.now_s() + self.dispute_review_s)
-        await self.flush_outbox(self.store, self.books.atomic, sealed)
+        await self.flush_outbox(self.store, sealed)
 
     async def _step(
         self, txn: e.EscrowTxn, event: e.Event, outbox: list, timers: list

@@ -262,6 +262,10 @@ class StateStore(Protocol):
 
     async def delete(self, table: str, key: str) -> None: ...
 
+    async def delete_many(self, table: str, keys: list[str]) -> None:
+        """Delete several keys at once, all or none (one statement)."""
+        ...
+
     async def load(self, table: str) -> dict[str, dict]: ...
 
 

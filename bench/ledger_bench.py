@@ -67,8 +67,9 @@ async def _plain(tmp: Path | None, name: str, synchronous: str) -> aiosqlite.Con
 
 async def ledger_commit_each(tmp: Path | None, n: int, synchronous: str, inline: bool = False) -> float:
     """One posting per SQL transaction; ``inline`` runs the SQL on the loop's thread (the
-    simulator's mode) instead of aiosqlite's worker thread."""
-    ledger = await _ledger(tmp, "ledger_each", synchronous, inline)
+    simulator's mode) instead of aiosqlite's worker thread. Each mode writes a database of
+    its own: the same ids in a used one would only find their transfers (``EXISTS``)."""
+    ledger = await _ledger(tmp, "ledger_inline" if inline else "ledger_each", synchronous, inline)
     t0 = time.perf_counter()
     for i in range(n):
         await ledger.create_transfer(

@@ -163,7 +163,7 @@ class PaymentCenterLedgerBooks:
     async def settle(self, contract_no: str, merchant_id: str, amount_fen: int | None = None) -> int:
         """Step 9: post the hold (all, or ``amount_fen`` with the rest returned to the wallet),
         pay escrow -> merchant and award points, as one linked batch. Returns the points."""
-        async with self.ledger.atomic():
+        async with self.ledger.atomic(savepoint=False):  # a read, then one atomic batch
             hold = await self.ledger.get_transfer(_hold_id(contract_no))
             if hold is None or not hold.flags & PENDING:
                 raise PendingNotFound(f"no hold for contract {contract_no!r}")
@@ -188,7 +188,7 @@ class PaymentCenterLedgerBooks:
     async def refund(self, contract_no: str) -> None:
         """Step 10: void the hold; the wallet gets it all back. A hold that already expired
         has already been returned, so refunding it is a no-op. Idempotent."""
-        async with self.ledger.atomic():
+        async with self.ledger.atomic(savepoint=False):  # a read, then one atomic transfer
             if await self.ledger.pending_state(_hold_id(contract_no)) == "expired":
                 return
             await self.ledger.create_transfer(
@@ -245,9 +245,7 @@ class PaymentCenterLedgerBooks:
 
     async def credited_top_up_ids(self) -> set[str]:
         """Top-up ids whose bank notice has been booked (to compute top-ups in flight)."""
-        rows = await self.ledger.read(
-            lambda c: c.execute("SELECT user_data FROM ledger_transfers WHERE code = 'top_up'").fetchall()
-        )
+        rows = await self.ledger.execute("SELECT user_data FROM ledger_transfers WHERE code = 'top_up'")
         return {r[0] for r in rows}
 
     async def points_by_customer(self) -> dict[str, int]:

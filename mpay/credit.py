@@ -333,11 +333,9 @@ class SqliteCreditBureau:
         if kind == RATING:
             raise ValueError("ratings arrive through rate()")
         at = _check_time(at_s, "at_s")
-        await self.ledger.run_sync(
-            lambda c: c.execute(
-                "INSERT INTO credit_events (party_id, kind, at_s, stars, contract_no) VALUES (?,?,?,NULL,NULL)",
-                (party_id, kind, at),
-            )
+        await self.ledger.execute(  # one statement: atomic without a savepoint
+            "INSERT INTO credit_events (party_id, kind, at_s, stars, contract_no) VALUES (?,?,?,NULL,NULL)",
+            (party_id, kind, at),
         )
 
     async def rate(

@@ -185,6 +185,9 @@ class FaultyStore:
     async def delete(self, table: str, key: str) -> None:
         await self.inner.delete(table, key)
 
+    async def delete_many(self, table: str, keys: list[str]) -> None:
+        await self.inner.delete_many(table, keys)
+
     async def load(self, table: str) -> dict[str, dict]:
         return await self.inner.load(table)
 

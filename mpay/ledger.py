@@ -8,25 +8,31 @@ it (the rest is released) and a *void_pending* transfer releases it all. Each ho
 resolved at most once (a UNIQUE index on ``pending_id``), optionally expires after
 ``timeout_s`` of virtual time, and an expired hold can only be voided.
 
-Every public operation runs inside :meth:`Ledger.atomic`: the outermost block is one
-``BEGIN IMMEDIATE ... COMMIT``; nested blocks (and operations called inside a block) join it
-through a SAVEPOINT, so a refused operation inside a larger protocol step leaves nothing
-behind while the step's other writes stay. Other stores sharing the database (the payment
-center's escrow state, the credit bureau) write through :meth:`Ledger.execute` or
-:meth:`Ledger.run_sync` inside the same block, so one protocol step commits all-or-nothing.
+Every public operation is atomic, and :meth:`Ledger.atomic` groups them: the outermost
+block is one ``BEGIN IMMEDIATE ... COMMIT``; operations and nested blocks inside it join it,
+and a refused operation inside a larger protocol step leaves nothing behind while the step's
+other writes stay. A savepoint is taken only where a failure could leave half of something:
+around a nested block, a :meth:`Ledger.run_sync` function, and the writes of a transfer batch
+(an INSERT, then the balance UPDATEs); validation only reads, and one SQL statement is atomic
+by itself. Other stores sharing the database (the payment center's escrow state, the credit
+bureau) write through :meth:`Ledger.execute` or :meth:`Ledger.run_sync` inside the same
+block, so one protocol step commits all-or-nothing.
 
 The ledger never reads the wall clock: ``now_s`` is passed in, or taken from the injected
 ``clock`` callable (the simulator passes its virtual clock).
 
 Performance: the work of one operation runs as one function (prepared statements cached by
-sqlite3), not one call per SQL statement. By default (``inline=False``) that function runs
-on aiosqlite's worker thread, so the event loop never blocks on the database. With
-``inline=True`` it runs right on the event loop's thread: a WAL commit with
-``synchronous=NORMAL`` takes tens of microseconds, less than the hop to the worker thread
-and back, and the virtual-time kernel waits for every handler anyway, so a simulation loses
-nothing by blocking the loop that long and runs about a quarter faster: the simulator's
-worlds use it (``mpay run --ledger-thread`` goes back to the worker thread; figures in
-docs/performance.md). Same statements, transactions and durability either way.
+sqlite3), not one call per SQL statement, and with few statements: a posting is BEGIN, one
+SELECT of both accounts, the INSERT (whose primary key and unique ``pending_id`` stand in for
+the idempotency and resolved-once lookups until they refuse), the balance UPDATEs, COMMIT.
+By default (``inline=False``) that function runs on aiosqlite's worker thread, so the event
+loop never blocks on the database. With ``inline=True`` it runs right on the event loop's
+thread: a WAL commit with ``synchronous=NORMAL`` takes tens of microseconds, less than the
+hop to the worker thread and back, and the virtual-time kernel waits for every handler
+anyway, so a simulation loses nothing by blocking the loop that long and runs about a
+quarter faster: the simulator's worlds use it (``mpay run --ledger-thread`` goes back to the
+worker thread; figures in docs/performance.md). Same statements, transactions and
+durability either way.
 """
 
 from __future__ import annotations
@@ -154,6 +160,19 @@ _SQL_GET_ACCOUNT = f"SELECT {_A_COLS} FROM ledger_accounts WHERE id = ?"
 _SQL_UPDATE_ACCOUNT = (
     "UPDATE ledger_accounts SET debits_pending = ?, debits_posted = ?, credits_pending = ?, "
     "credits_posted = ? WHERE id = ?"
+)
+#: what validating a transfer needs of an account: ``[currency, flags, dp, dpo, cp, cpo]``
+_B_COLS = "currency, flags, debits_pending, debits_posted, credits_pending, credits_posted"
+_SQL_GET_BALANCES = f"SELECT {_B_COLS} FROM ledger_accounts WHERE id = ?"
+_SQL_GET_BALANCES_PAIR = (
+    "SELECT d.currency, d.flags, d.debits_pending, d.debits_posted, d.credits_pending, d.credits_posted, "
+    "c.currency, c.flags, c.debits_pending, c.debits_posted, c.credits_pending, c.credits_posted "
+    "FROM ledger_accounts d, ledger_accounts c WHERE d.id = ? AND c.id = ?"
+)
+#: a transfer's flags and, if a hold, the flags and code of the transfer that resolved it
+_SQL_HOLD_STATE = (
+    "SELECT t.flags, r.flags, r.code FROM ledger_transfers t "
+    "LEFT JOIN ledger_transfers r ON r.pending_id = t.id WHERE t.id = ?"
 )
 
 
@@ -384,11 +403,17 @@ class Ledger:
         return await self._conn._execute(fn, self._raw)
 
     @asynccontextmanager
-    async def atomic(self) -> AsyncIterator[None]:
+    async def atomic(self, *, savepoint: bool = True) -> AsyncIterator[None]:
         """Re-entrant transaction: the outermost block is BEGIN IMMEDIATE ... COMMIT
         (ROLLBACK on exception); a nested block is a SAVEPOINT that joins it, so an
-        exception caught inside the outer block undoes only the nested part."""
+        exception caught inside the outer block undoes only the nested part.
+
+        ``savepoint=False``: a nested block joins without a savepoint, for a group whose
+        writes are one operation (reads, then one atomic write): nothing to undo."""
         if self._in_block():
+            if not savepoint:
+                yield
+                return
             sp = f"ledger_sp{next(self._savepoints)}"
             await self._hop(lambda c: c.execute(f"SAVEPOINT {sp}"))
             try:
@@ -443,9 +468,29 @@ class Ledger:
             return await self._hop(lambda c: _in_read(c, fn))
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Execute one SQL statement atomically (joining the current block) and return its
-        rows: for stores that share this database."""
-        return await self.run_sync(lambda c: c.execute(sql, parameters).fetchall())
+        """Execute one SQL statement and return its rows: for stores that share this database.
+
+        Inside an :meth:`atomic` block it joins the block; outside one it commits by itself.
+        One statement is atomic in SQLite on its own (a failing statement leaves nothing
+        behind, inside a transaction too) and reads one snapshot, so it needs neither a
+        savepoint nor a BEGIN ... COMMIT of its own (sqlite3 refuses several statements)."""
+
+        def work(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return c.execute(sql, parameters).fetchall()
+
+        if self._in_block():
+            return await self._hop(work)
+        async with self._lock:
+            return await self._hop(work)
+
+    async def _read_then_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Like :meth:`run_sync` for a ``fn`` whose only write is its last statement: inside a
+        block it needs no savepoint (reads leave nothing to undo, one statement is atomic);
+        outside one, BEGIN IMMEDIATE keeps what it read true until it writes."""
+        if self._in_block():
+            return await self._hop(fn)
+        async with self._lock:
+            return await self._hop(lambda c: _in_transaction(c, fn))
 
     # -- accounts --
 
@@ -476,54 +521,42 @@ class Ledger:
             )
             return True
 
-        return await self.run_sync(work)
+        return await self._read_then_write(work)
 
     async def account(self, account_id: str) -> Account:
         """One account; raises UnknownAccount."""
-
-        def work(c: sqlite3.Connection) -> Account:
-            row = c.execute(_SQL_GET_ACCOUNT, (account_id,)).fetchone()
-            if row is None:
-                raise UnknownAccount(f"no account {account_id!r} in {self.name}")
-            return _account_from_row(row)
-
-        return await self.read(work)
+        rows = await self.execute(_SQL_GET_ACCOUNT, (account_id,))
+        if not rows:
+            raise UnknownAccount(f"no account {account_id!r} in {self.name}")
+        return _account_from_row(rows[0])
 
     async def accounts(self) -> list[Account]:
         """Every account, ordered by id."""
-        return await self.read(
-            lambda c: [_account_from_row(r) for r in c.execute(f"SELECT {_A_COLS} FROM ledger_accounts ORDER BY id")]
-        )
+        rows = await self.execute(f"SELECT {_A_COLS} FROM ledger_accounts ORDER BY id")
+        return [_account_from_row(r) for r in rows]
 
     # -- transfers --
 
     async def get_transfer(self, transfer_id: str) -> Transfer | None:
-        row = await self.read(lambda c: c.execute(_SQL_GET_TRANSFER, (transfer_id,)).fetchone())
-        return None if row is None else _transfer_from_row(row)
+        rows = await self.execute(_SQL_GET_TRANSFER, (transfer_id,))
+        return _transfer_from_row(rows[0]) if rows else None
 
     async def transfers(self) -> list[Transfer]:
         """Every transfer in commit order."""
-        return await self.read(
-            lambda c: [
-                _transfer_from_row(r) for r in c.execute(f"SELECT {_T_COLS} FROM ledger_transfers ORDER BY rowid")
-            ]
-        )
+        rows = await self.execute(f"SELECT {_T_COLS} FROM ledger_transfers ORDER BY rowid")
+        return [_transfer_from_row(r) for r in rows]
 
     async def pending_state(self, pending_id: str) -> str:
         """'pending', 'posted', 'voided' or 'expired'; raises PendingNotFound."""
-
-        def work(c: sqlite3.Connection) -> str:
-            row = c.execute("SELECT flags FROM ledger_transfers WHERE id = ?", (pending_id,)).fetchone()
-            if row is None or not row[0] & PENDING:
-                raise PendingNotFound(f"no hold {pending_id!r} in {self.name}")
-            res = c.execute(_SQL_RESOLVER, (pending_id,)).fetchone()
-            if res is None:
-                return "pending"
-            if res[1] & POST_PENDING:
-                return "posted"
-            return "expired" if res[2] == EXPIRED_CODE else "voided"
-
-        return await self.read(work)
+        rows = await self.execute(_SQL_HOLD_STATE, (pending_id,))
+        if not rows or not rows[0][0] & PENDING:
+            raise PendingNotFound(f"no hold {pending_id!r} in {self.name}")
+        _, resolver_flags, resolver_code = rows[0]
+        if resolver_flags is None:
+            return "pending"
+        if resolver_flags & POST_PENDING:
+            return "posted"
+        return "expired" if resolver_code == EXPIRED_CODE else "voided"
 
     async def create_transfer(self, transfer: Transfer, *, now_s: float | None = None) -> str:
         """One transfer; returns CREATED or EXISTS (same id, same content: a no-op)."""
@@ -541,7 +574,10 @@ class Ledger:
         if not math.isfinite(at_s):
             raise TransferInvalid(f"now_s must be finite, got {now_s!r}")
         items = list(batch)
-        return await self.run_sync(lambda c: _apply_batch(c, items, at_s))
+        if self._in_block():  # the writes get a savepoint: the caller may catch a failure
+            return await self._hop(lambda c: _apply_batch(c, items, at_s))
+        async with self._lock:  # a transaction of its own: it rolls back on any failure
+            return await self._hop(lambda c: _in_transaction(c, _apply_batch, items, at_s, atomic_writes=False))
 
     async def expire_pending(self, now_s: float | None = None) -> list[str]:
         """Void every hold whose timeout has passed at ``now_s`` (TigerBeetle-style expiry);
@@ -560,8 +596,8 @@ class Ledger:
                 Transfer(id=pid + EXPIRED_SUFFIX, flags=VOID_PENDING, pending_id=pid, code=EXPIRED_CODE)
                 for pid in ids
             ]
-            for start in range(0, len(voids), MAX_BATCH):
-                _apply_batch(c, voids[start : start + MAX_BATCH], at_s, link=False)
+            for start in range(0, len(voids), MAX_BATCH):  # run_sync makes them all-or-nothing
+                _apply_batch(c, voids[start : start + MAX_BATCH], at_s, link=False, atomic_writes=False)
             return ids
 
         return await self.run_sync(work)
@@ -575,10 +611,10 @@ def _rollback_quietly(c: sqlite3.Connection) -> None:
         c.execute("ROLLBACK")
 
 
-def _in_transaction(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+def _in_transaction(c: sqlite3.Connection, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     c.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(c)
+        result = fn(c, *args, **kwargs)
         c.execute("COMMIT")
     except BaseException:
         _rollback_quietly(c)
@@ -606,84 +642,161 @@ def _in_read(c: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         _rollback_quietly(c)
 
 
-def _apply_batch(c: sqlite3.Connection, batch: list[Transfer], at_s: float, *, link: bool = True) -> list[str]:
-    """Validate the whole batch in memory, then write it: nothing is written on a refusal."""
-    accounts: dict[str, list[Any]] = {}  # id -> [currency, flags, dp, dpo, cp, cpo]
-    new: dict[str, Transfer] = {}  # created in this batch, by id
-    resolved: dict[str, Transfer] = {}  # pending_id -> resolving transfer in this batch
-    results: list[str] = []
-    rows: list[tuple[Any, ...]] = []
+#: a planned batch: per-transfer results, the rows to insert, the balances after it
+_Plan = tuple[list[str], list[tuple[Any, ...]], dict[str, list[Any]]]
 
-    def account(account_id: str) -> list[Any]:
-        acc = accounts.get(account_id)
-        if acc is None:
-            row = c.execute(_SQL_GET_ACCOUNT, (account_id,)).fetchone()
-            if row is None:
-                raise UnknownAccount(f"no account {account_id!r}")
-            acc = [row[1], row[2], row[4], row[5], row[6], row[7]]
-            accounts[account_id] = acc
-        return acc
 
-    def stored(transfer_id: str) -> Transfer | None:
-        t = new.get(transfer_id)
-        if t is not None:
-            return t
-        row = c.execute(_SQL_GET_TRANSFER, (transfer_id,)).fetchone()
-        return None if row is None else _transfer_from_row(row)
+def _apply_batch(
+    c: sqlite3.Connection, batch: list[Transfer], at_s: float, *, link: bool = True, atomic_writes: bool = True
+) -> list[str]:
+    """Validate the whole batch in memory, then write it: nothing is written on a refusal.
 
-    for index, t in enumerate(batch):
-        try:
-            result, created = _one(t, at_s, account, stored, resolved, c)
-        except LedgerError as exc:
-            raise _fail(exc, index, getattr(t, "id", "?")) from None
-        results.append(result)
-        if created is not None:
-            new[created.id] = created
-            if created.pending_id is not None:
-                resolved[created.pending_id] = created
-            rows.append(
-                (
-                    created.id,
-                    created.debit_account,
-                    created.credit_account,
-                    created.amount,
-                    created.currency,
-                    created.flags,
-                    created.pending_id,
-                    created.timeout_s,
-                    created.expires_at_s,
-                    created.code,
-                    created.user_data,
-                    at_s,
-                )
-            )
-    if link and len(rows) > 1:
-        rows = [r[:5] + (r[5] | LINKED,) + r[6:] for r in rows[:-1]] + rows[-1:]
-    if rows:
-        if len(rows) == 1:
-            c.execute(_SQL_INSERT_TRANSFER, rows[0])
-        else:
-            c.executemany(_SQL_INSERT_TRANSFER, rows)
-        for aid, a in accounts.items():
-            c.execute(_SQL_UPDATE_ACCOUNT, (a[2], a[3], a[4], a[5], aid))
+    ``atomic_writes``: the writes (INSERT, then the balance UPDATEs) get a savepoint of their
+    own, for a caller that cannot undo half of them (inside someone's :meth:`Ledger.atomic`
+    block); pass False inside a transaction that rolls back on any exception.
+
+    The first pass skips two lookups whose answer is nearly always "none": a stored transfer
+    with the same id (idempotency) and an earlier resolution of the hold being posted or
+    voided. The indexes refuse both anyway (the primary key, the unique ``pending_id``): if
+    either exists, the INSERT fails, nothing stays written, and a second pass with every
+    lookup decides. That pass also decides every refusal, so results, errors and their order
+    (the id first, before any balance check) are those of the lookup-first algorithm.
+    """
+    cur = c.cursor()  # one cursor for the batch's statements, not one per statement
+    try:
+        results, rows, accounts = _plan(cur, batch, at_s, look_up=False)
+    except LedgerError:
+        pass  # the full pass below raises the refusal, or finds the id already stored
+    else:
+        if _write(cur, rows, accounts, link=link, guard=atomic_writes or len(rows) > 1, optimistic=True):
+            return results
+    results, rows, accounts = _plan(cur, batch, at_s, look_up=True)
+    _write(cur, rows, accounts, link=link, guard=atomic_writes, optimistic=False)
     return results
 
 
+def _plan(c: sqlite3.Cursor, batch: list[Transfer], at_s: float, *, look_up: bool) -> _Plan:
+    """Validate every transfer of ``batch`` in order against the balances as they change."""
+    accounts: dict[str, list[Any]] = {}  # id -> [currency, flags, dp, dpo, cp, cpo]
+    new: dict[str, tuple[Any, ...]] = {}  # rows created in this batch, by id
+    resolved: dict[str, tuple[Any, ...]] = {}  # pending_id -> resolving row in this batch
+    results: list[str] = []
+    rows: list[tuple[Any, ...]] = []
+    for index, t in enumerate(batch):
+        try:
+            row = _one(c, t, at_s, accounts, new, resolved, look_up)
+        except LedgerError as exc:
+            raise _fail(exc, index, getattr(t, "id", "?")) from None
+        if row is None:
+            results.append(EXISTS)
+        else:
+            results.append(CREATED)
+            rows.append(row)
+            new[row[0]] = row
+            if row[6] is not None:
+                resolved[row[6]] = row
+    return results, rows, accounts
+
+
+def _write(
+    c: sqlite3.Cursor,
+    rows: list[tuple[Any, ...]],
+    accounts: dict[str, list[Any]],
+    *,
+    link: bool,
+    guard: bool,
+    optimistic: bool,
+) -> bool:
+    """Insert the planned transfers and store the balances they changed, inside a savepoint
+    if ``guard``. Returns False if ``optimistic`` and an index refused the INSERT; then
+    nothing of it stays written (one INSERT fails whole; several roll back to the guard)."""
+    if not rows:
+        return True
+    if link and len(rows) > 1:
+        rows = [r[:5] + (r[5] | LINKED,) + r[6:] for r in rows[:-1]] + rows[-1:]
+    if guard:
+        c.execute("SAVEPOINT ledger_write")
+    try:
+        try:
+            if len(rows) == 1:
+                c.execute(_SQL_INSERT_TRANSFER, rows[0])
+            else:
+                c.executemany(_SQL_INSERT_TRANSFER, rows)
+        except sqlite3.IntegrityError:
+            if not optimistic:
+                raise
+            inserted = False
+        else:
+            inserted = True
+            c.executemany(_SQL_UPDATE_ACCOUNT, [(a[2], a[3], a[4], a[5], aid) for aid, a in accounts.items()])
+    except BaseException:
+        if guard:
+            c.execute("ROLLBACK TO ledger_write")
+            c.execute("RELEASE ledger_write")
+        raise
+    if guard:
+        if not inserted:
+            c.execute("ROLLBACK TO ledger_write")
+        c.execute("RELEASE ledger_write")
+    return inserted
+
+
+def _stored(
+    c: sqlite3.Cursor, new: dict[str, tuple[Any, ...]], transfer_id: str, look_up: bool
+) -> Transfer | None:
+    """A transfer created earlier in the batch or (if ``look_up``) stored before it."""
+    row = new.get(transfer_id)
+    if row is None and look_up:
+        row = c.execute(_SQL_GET_TRANSFER, (transfer_id,)).fetchone()
+    return None if row is None else _transfer_from_row(row)
+
+
+def _balances(c: sqlite3.Cursor, accounts: dict[str, list[Any]], account_id: str) -> list[Any]:
+    """An account's ``[currency, flags, dp, dpo, cp, cpo]``, read once per batch."""
+    acc = accounts.get(account_id)
+    if acc is None:
+        row = c.execute(_SQL_GET_BALANCES, (account_id,)).fetchone()
+        if row is None:
+            raise UnknownAccount(f"no account {account_id!r}")
+        acc = accounts[account_id] = list(row)
+    return acc
+
+
+def _balances_pair(
+    c: sqlite3.Cursor, accounts: dict[str, list[Any]], debit_id: str, credit_id: str
+) -> tuple[list[Any], list[Any]]:
+    """Both accounts of a transfer, in one SELECT when neither is read yet; an unknown
+    account is reported as :func:`_balances` does, the debit account first."""
+    if debit_id != credit_id and debit_id not in accounts and credit_id not in accounts:
+        row = c.execute(_SQL_GET_BALANCES_PAIR, (debit_id, credit_id)).fetchone()
+        if row is not None:
+            dr = accounts[debit_id] = list(row[:6])
+            cr = accounts[credit_id] = list(row[6:])
+            return dr, cr
+    return _balances(c, accounts, debit_id), _balances(c, accounts, credit_id)
+
+
 def _one(
+    c: sqlite3.Cursor,
     t: Transfer,
     at_s: float,
-    account: Callable[[str], list[Any]],
-    stored: Callable[[str], Transfer | None],
-    resolved: dict[str, Transfer],
-    c: sqlite3.Connection,
-) -> tuple[str, Transfer | None]:
+    accounts: dict[str, list[Any]],
+    new: dict[str, tuple[Any, ...]],
+    resolved: dict[str, tuple[Any, ...]],
+    look_up: bool,
+) -> tuple[Any, ...] | None:
     """Validate one transfer against the current balances; mutate the cached accounts.
-    Returns (result, the normalised transfer to insert, or None for a duplicate)."""
+    Returns the normalised row to insert, or None for a duplicate (same id, same content)."""
     if not isinstance(t, Transfer):
         raise TransferInvalid(f"not a Transfer: {t!r}")
-    _check_text(t.id, "transfer id", MAX_ID_CHARS)
-    _check_text(t.code, "code", MAX_CODE_CHARS, empty_ok=True)
-    _check_text(t.user_data, "user_data", MAX_USER_DATA_CHARS, empty_ok=True)
+    # the common case (plain str within its limit) inline; _check_text decides the rest
+    tid, code, user_data = t.id, t.code, t.user_data
+    if type(tid) is not str or not 0 < len(tid) <= MAX_ID_CHARS:
+        _check_text(tid, "transfer id", MAX_ID_CHARS)
+    if type(code) is not str or len(code) > MAX_CODE_CHARS:
+        _check_text(code, "code", MAX_CODE_CHARS, empty_ok=True)
+    if type(user_data) is not str or len(user_data) > MAX_USER_DATA_CHARS:
+        _check_text(user_data, "user_data", MAX_USER_DATA_CHARS, empty_ok=True)
     flags = t.flags
     if type(flags) is not int or flags & ~(_KIND_FLAGS | LINKED):
         raise TransferInvalid(f"unknown transfer flags {flags!r}")
@@ -697,7 +810,7 @@ def _one(
             raise TransferInvalid("a post or void needs pending_id")
         if timeout_s is not None:
             raise TransferInvalid("only a pending transfer takes timeout_s")
-        pending = stored(t.pending_id)
+        pending = _stored(c, new, t.pending_id, True)
         if pending is None or not pending.flags & PENDING:
             raise PendingNotFound(f"no hold {t.pending_id!r}")
         debit_id, credit_id, currency = pending.debit_account, pending.credit_account, pending.currency
@@ -711,8 +824,10 @@ def _one(
         if t.pending_id is not None:
             raise TransferInvalid("pending_id only on a post or void")
         debit_id, credit_id, currency = t.debit_account, t.credit_account, t.currency
-        _check_text(debit_id, "debit account", MAX_ID_CHARS)
-        _check_text(credit_id, "credit account", MAX_ID_CHARS)
+        if type(debit_id) is not str or not 0 < len(debit_id) <= MAX_ID_CHARS:
+            _check_text(debit_id, "debit account", MAX_ID_CHARS)
+        if type(credit_id) is not str or not 0 < len(credit_id) <= MAX_ID_CHARS:
+            _check_text(credit_id, "credit account", MAX_ID_CHARS)
         amount = check_amount(t.amount)
         if timeout_s is not None:
             if kind != PENDING:
@@ -724,7 +839,7 @@ def _one(
             timeout_s = float(timeout_s)
 
     # Idempotency: the id decides first, before any balance check.
-    existing = stored(t.id)
+    existing = _stored(c, new, tid, look_up)
     if existing is not None:
         same = (
             existing.debit_account == debit_id
@@ -734,22 +849,24 @@ def _one(
             and (existing.flags & ~LINKED) == kind
             and existing.pending_id == t.pending_id
             and existing.timeout_s == timeout_s
-            and existing.code == t.code
-            and existing.user_data == t.user_data
+            and existing.code == code
+            and existing.user_data == user_data
         )
         if same:
-            return EXISTS, None
-        raise TransferIdConflict(f"transfer {t.id} exists with different content")
+            return None
+        raise TransferIdConflict(f"transfer {tid} exists with different content")
 
     if pending is not None:
         assert pending.amount is not None
         prior = resolved.get(pending.id)
-        if prior is None:
+        if prior is not None:
+            is_resolved, prior_code = True, prior[9]
+        elif look_up:
             row = c.execute(_SQL_RESOLVER, (pending.id,)).fetchone()
             is_resolved = row is not None
             prior_code = row[2] if is_resolved else None
-        else:
-            is_resolved, prior_code = True, prior.code
+        else:  # a stored resolution makes the INSERT fail (unique pending_id)
+            is_resolved, prior_code = False, None
         if is_resolved:
             if prior_code == EXPIRED_CODE:
                 raise PendingExpired(f"hold {pending.id} expired")
@@ -760,8 +877,7 @@ def _one(
             raise AmountInvalid(f"post of {amount} exceeds hold {pending.id} of {pending.amount}")
         if kind == VOID_PENDING and amount != pending.amount:
             raise AmountInvalid(f"void of {amount} differs from hold {pending.id} of {pending.amount}")
-        dr = account(debit_id)
-        cr = account(credit_id)
+        dr, cr = _balances_pair(c, accounts, debit_id, credit_id)
         if kind == POST_PENDING and (dr[3] + amount > AMOUNT_MAX or cr[5] + amount > AMOUNT_MAX):
             raise AmountInvalid("posted balance would overflow 64 bits")
         dr[2] -= pending.amount
@@ -769,14 +885,11 @@ def _one(
         if kind == POST_PENDING:
             dr[3] += amount
             cr[5] += amount
-        return CREATED, Transfer(
-            t.id, debit_id, credit_id, amount, currency, kind, t.pending_id, None, t.code, t.user_data, at_s, None
-        )
+        return (tid, debit_id, credit_id, amount, currency, kind, t.pending_id, None, None, code, user_data, at_s)
 
     if debit_id == credit_id:
         raise TransferInvalid("debit and credit account are the same")
-    dr = account(debit_id)
-    cr = account(credit_id)
+    dr, cr = _balances_pair(c, accounts, debit_id, credit_id)
     if dr[0] != cr[0]:
         raise CurrencyMismatch(f"{debit_id} is {dr[0]}, {credit_id} is {cr[0]}")
     if currency is not None and currency != dr[0]:
@@ -791,6 +904,4 @@ def _one(
     dr[col_d] += amount
     cr[col_c] += amount
     expires = at_s + timeout_s if timeout_s is not None else None
-    return CREATED, Transfer(
-        t.id, debit_id, credit_id, amount, dr[0], kind, None, timeout_s, t.code, t.user_data, at_s, expires
-    )
+    return (tid, debit_id, credit_id, amount, dr[0], kind, None, timeout_s, expires, code, user_data, at_s)

@@ -3,12 +3,12 @@
 Implements the actors' ``StateStore`` port. It shares the ledger's connection, so a write
 made inside ``books.atomic()`` commits or rolls back with the ledger work of the same
 protocol step: after a crash the payment center's transactions and its money agree.
+Each ``put`` and ``delete`` is one SQL statement (atomic by itself: no savepoint needed).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from mpay.ledger import Ledger
 
@@ -20,6 +20,15 @@ CREATE TABLE IF NOT EXISTS party_state (
     PRIMARY KEY (tbl, key)
 ) WITHOUT ROWID
 """
+
+
+#: compact JSON with sorted keys (one canonical text per document); one encoder for every
+#: put: ``json.dumps`` with options builds a new one per call
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+_UPSERT = (
+    "INSERT INTO party_state (tbl, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value"
+)
 
 
 class SqliteStateStore:
@@ -34,20 +43,21 @@ class SqliteStateStore:
         return cls(ledger)
 
     async def put(self, table: str, key: str, value: dict) -> None:
-        document = json.dumps(value, separators=(",", ":"), sort_keys=True)
-        await self._ledger.execute(
-            "INSERT INTO party_state (tbl, key, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value",
-            (table, key, document),
-        )
+        await self._ledger.execute(_UPSERT, (table, key, _JSON.encode(value)))
 
     async def delete(self, table: str, key: str) -> None:
         await self._ledger.execute("DELETE FROM party_state WHERE tbl = ? AND key = ?", (table, key))
 
-    async def load(self, table: str) -> dict[str, dict]:
-        def work(c: sqlite3.Connection) -> list[tuple[str, str]]:
-            return c.execute(
-                "SELECT key, value FROM party_state WHERE tbl = ? ORDER BY key", (table,)
-            ).fetchall()
+    async def delete_many(self, table: str, keys: list[str]) -> None:
+        """One statement, so all or none without a transaction block of its own."""
+        if keys:
+            marks = ",".join("?" * len(keys))
+            await self._ledger.execute(
+                f"DELETE FROM party_state WHERE tbl = ? AND key IN ({marks})", (table, *keys)
+            )
 
-        return {key: json.loads(value) for key, value in await self._ledger.read(work)}
+    async def load(self, table: str) -> dict[str, dict]:
+        rows = await self._ledger.execute(
+            "SELECT key, value FROM party_state WHERE tbl = ? ORDER BY key", (table,)
+        )
+        return {key: json.loads(value) for key, value in rows}

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, ClassVar, get_args
 
@@ -145,6 +145,20 @@ def _is_text(value: Any, limit: int) -> bool:
     return isinstance(value, str) and len(value) <= limit
 
 
+#: field names of each event and effect class, in declaration order (filled on first use)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_values(obj: Any) -> dict[str, Any]:
+    """``dataclasses.asdict`` for the flat events and effects, without its recursive deep
+    copy: every field is a str, int, float, bool or None, which asdict returns as is."""
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return {name: getattr(obj, name) for name in names}
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -155,7 +169,7 @@ class Event:
     KIND: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.KIND, **asdict(self)}
+        return {"event": self.KIND, **_field_values(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +330,7 @@ class Effect:
     KIND: ClassVar[str] = "effect"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"effect": self.KIND, **asdict(self)}
+        return {"effect": self.KIND, **_field_values(self)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,12 +539,33 @@ class EscrowTxn:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict for persistence (the payment center's SQLite) and traces."""
-        data = asdict(self)
-        data["state"] = str(self.state)
-        data["top_up_ids"] = list(self.top_up_ids)
-        data["steps"] = list(self.steps)
-        return data
+        """JSON-ready dict for persistence (the payment center's SQLite) and traces: every
+        field in declaration order, the state as its string, the tuples as lists. Written
+        out by hand (a new field must be added here; a test compares it with the fields):
+        ``dataclasses.asdict`` deep-copies field by field, 21 us a call against 0.8 us."""
+        return {
+            "contract_no": self.contract_no,
+            "customer_id": self.customer_id,
+            "merchant_id": self.merchant_id,
+            "amount_fen": self.amount_fen,
+            "currency": self.currency,
+            "state": str(self.state),
+            "created_at_s": self.created_at_s,
+            "updated_at_s": self.updated_at_s,
+            "deadline_name": self.deadline_name,
+            "deadline_at_s": self.deadline_at_s,
+            "contract_digest_hex": self.contract_digest_hex,
+            "top_up_ids": list(self.top_up_ids),
+            "top_ups_fen": self.top_ups_fen,
+            "decline_reason": self.decline_reason,
+            "decline_detail": self.decline_detail,
+            "rejection_reason": self.rejection_reason,
+            "rejection_text": self.rejection_text,
+            "auto_accepted": self.auto_accepted,
+            "disputed": self.disputed,
+            "dispute_decision": self.dispute_decision,
+            "steps": list(self.steps),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EscrowTxn:

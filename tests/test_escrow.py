@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, asdict
 from typing import Any
 
 import pytest
@@ -398,6 +398,43 @@ def test_txn_survives_json_persistence() -> None:
     for txn in (fresh(), topped_up, rejected, disputed):
         stored = json.dumps(txn.to_dict())
         assert EscrowTxn.from_dict(json.loads(stored)) == txn
+
+
+def test_to_dict_is_what_dataclasses_asdict_gave() -> None:
+    # to_dict is written out by hand for speed: same keys, same order, same values as the
+    # asdict form it replaced, for transactions in every kind of state and every event/effect
+    def old_txn_form(txn: EscrowTxn) -> dict[str, Any]:
+        data = asdict(txn)
+        data["state"] = str(txn.state)
+        data["top_up_ids"] = list(txn.top_up_ids)
+        data["steps"] = list(txn.steps)
+        return data
+
+    topped_up, _ = run(
+        fresh(), (CreditChecked(), 0.0), (TopUpCredited("T1", 5), 1.0), (TopUpCredited("T2", 7), 2.0)
+    )
+    declined, _ = run(fresh(), (CreditChecked("blacklisted"), 0.0))
+    rejected, _ = run(shipped(), (Rejected("damaged", "crushed"), 7200.0))
+    settled, _ = run(shipped(), (Accepted(), 7200.0))
+    for txn in (fresh(), topped_up, declined, confirmed_and_held(), shipped(), rejected, settled, _disputed()):
+        data = txn.to_dict()
+        assert data == old_txn_form(txn) and list(data) == list(old_txn_form(txn))
+        assert type(data["state"]) is str and type(data["steps"]) is list
+    events = [CreditChecked("x"), CreditChecked(), TopUpCredited("T1", 5), Confirmed(DIGEST_HEX), Declined("no"),
+              HoldPlaced(), HoldFailed(), Shipped("EMS1"), Accepted(), Rejected("damaged", "t"),
+              RefundAgreed(), TimerLapsed("ship"), DisputeDecided("settle")]
+    effects = [SendConfirmationRequest(1800.0), StartTimer("ship", 5.0), CancelTimer("ship"),
+               PlaceHold(1), SendShipRequest(2.0), Settle(1, True), Refund(1, "dispute"),
+               NotifySettlement(1, False), NotifyRefund(1, "rejected"), NotifyDecline("x"),
+               OpenDispute(), NotifyDisputeDecision("refund"), RecordBehaviour("shop", "k"),
+               RecordOutcome("settled")]
+    assert {type(x) for x in events + effects} == set(e.EVENT_TYPES.values()) | set(e.EFFECT_TYPES.values())
+    for ev in events:
+        old = {"event": ev.KIND, **asdict(ev)}
+        assert ev.to_dict() == old and list(ev.to_dict()) == list(old)
+    for fx in effects:
+        old = {"effect": fx.KIND, **asdict(fx)}
+        assert fx.to_dict() == old and list(fx.to_dict()) == list(old)
 
 
 @pytest.mark.parametrize(

@@ -238,6 +238,79 @@ async def test_linked_batch_is_all_or_nothing(ledger: Ledger) -> None:
     assert await balance(ledger, "alice") == 8_990
 
 
+@pytest.mark.parametrize("in_block", [False, True])
+async def test_batch_mixing_stored_and_new_ids_applies_each_transfer_once(
+    ledger: Ledger, in_block: bool
+) -> None:
+    # The ledger first tries a batch as if every id were new and lets the primary key catch a
+    # stored one: the rows already inserted must go again before the batch is decided anew.
+    old = Transfer("old", "alice", "bob", 100)
+    await ledger.create_transfer(old)
+    batch = [Transfer("n1", "alice", "bob", 10), old, Transfer("n2", "alice", "escrow", 20)]
+
+    async def apply(transfers: list[Transfer]) -> list[str]:
+        if not in_block:
+            return await ledger.create_transfers(transfers)
+        async with ledger.atomic():
+            return await ledger.create_transfers(transfers)
+
+    assert await apply(batch) == [CREATED, EXISTS, CREATED]
+    assert await apply(batch) == [EXISTS, EXISTS, EXISTS]
+    with pytest.raises(TransferIdConflict) as info:
+        await apply([Transfer("n3", "alice", "bob", 1), Transfer("old", "alice", "bob", 99)])
+    assert info.value.index == 1  # type: ignore[attr-defined]
+    assert await ledger.get_transfer("n3") is None
+    assert [await balance(ledger, a) for a in ("alice", "bob", "escrow")] == [9_870, 110, 20]
+    # a stored resolution of a hold is caught the same way, and reported as before
+    await apply(
+        [Transfer("h", "alice", "escrow", 5, flags=PENDING), Transfer("v", flags=VOID_PENDING, pending_id="h")]
+    )
+    with pytest.raises(PendingAlreadyResolved):
+        await apply([Transfer("n4", "alice", "bob", 1), Transfer("p", flags=POST_PENDING, pending_id="h")])
+    assert await ledger.get_transfer("n4") is None
+    assert await balance(ledger, "alice") == 9_870
+
+
+@pytest.mark.parametrize("in_block", [False, True])
+async def test_write_failing_after_the_insert_leaves_no_half_posting(
+    ledger: Ledger, in_block: bool
+) -> None:
+    # Between a transfer's INSERT and its balance UPDATEs only an I/O error could strike;
+    # a trigger stands in for it. The caller catches it inside its block and commits.
+    await ledger.execute(
+        "CREATE TRIGGER test_fail_bob BEFORE UPDATE ON ledger_accounts WHEN NEW.id = 'bob' "
+        "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+    )
+    if in_block:
+        async with ledger.atomic():
+            await ledger.create_transfer(Transfer("kept", "alice", "escrow", 100))
+            with pytest.raises(sqlite3.IntegrityError, match="disk trouble"):
+                await ledger.create_transfer(Transfer("t", "alice", "bob", 100))
+            with pytest.raises(sqlite3.IntegrityError, match="disk trouble"):
+                await ledger.create_transfers(
+                    [Transfer("b1", "alice", "escrow", 1), Transfer("b2", "alice", "bob", 1)]
+                )
+        assert await ledger.get_transfer("kept") is not None
+    else:
+        with pytest.raises(sqlite3.IntegrityError, match="disk trouble"):
+            await ledger.create_transfer(Transfer("t", "alice", "bob", 100))
+    assert [await ledger.get_transfer(i) for i in ("t", "b1", "b2")] == [None, None, None]
+    await ledger.execute("DROP TRIGGER test_fail_bob")
+    assert await balance(ledger, "alice") == (9_900 if in_block else 10_000)
+    assert await balance(ledger, "bob") == 0
+
+
+async def test_one_failing_statement_inside_a_block_leaves_nothing_of_itself(ledger: Ledger) -> None:
+    # execute() runs one statement without a savepoint: SQLite undoes a failing statement
+    # whole (here its first row, before the duplicate key) and keeps the block's other writes.
+    await ledger.execute("CREATE TABLE pc_state (contract_no TEXT PRIMARY KEY, state TEXT)")
+    async with ledger.atomic():
+        await ledger.execute("INSERT INTO pc_state VALUES ('c1', 'held')")
+        with pytest.raises(sqlite3.IntegrityError):
+            await ledger.execute("INSERT INTO pc_state VALUES ('c2', 'held'), ('c1', 'again')")
+    assert await ledger.execute("SELECT * FROM pc_state") == [("c1", "held")]
+
+
 async def test_transfers_are_append_only(ledger: Ledger) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         await ledger.execute("UPDATE ledger_transfers SET amount = 1 WHERE id = 'fund'")
