@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--only", metavar="PARTS", help=f"comma-separated subset of: {','.join(PARTS)}")
     parser.add_argument("--suites", metavar="NAMES", help="comma-separated suites (default: all three)")
     parser.add_argument("--txns", type=int, metavar="N", help="transactions per end-to-end run")
-    parser.add_argument("--e2e-rounds", type=int, metavar="N", help="best of N end-to-end runs per suite (default 1)")
+    parser.add_argument("--e2e-rounds", type=int, metavar="N", help="best of N end-to-end runs per suite (default 2)")
     parser.add_argument("--sched-txns", type=int, metavar="N", help="flows through the scheduler comparison")
     parser.add_argument("--scale-max", type=int, metavar="N",
                         help="largest scale run; sizes are N/100, N/10 and N (default: 1000 and 10000)")

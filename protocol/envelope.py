@@ -2,8 +2,9 @@
 
 ``seal`` CBOR-encodes a message, signs it as a tagged COSE_Sign1 (RFC 9052 §4.2) with the
 sender's key, then encrypts that whole Sign1 as a tagged COSE_Encrypt (RFC 9052 §5.1)
-under a fresh content key, wrapped for the one recipient (RSA-OAEP-256 per RFC 8230, or
-ECDH-ES + A128KW with X25519 per RFC 9053). ``open_envelope`` undoes it and checks, in
+under a fresh content key for the one recipient: a random key wrapped with RSA-OAEP-256
+(RFC 8230), or, in the compact suite, a key agreed directly with ECDH-ES + HKDF-256 over
+X25519 and an ephemeral key (RFC 9053 §6.3.1). ``open_envelope`` undoes it and checks, in
 order: size and shape, decryption (GCM tag), signature, certificate chain to the
 authority, validity at ``now_unix_s``, revocation, and the signed headers against the
 certificates and the payload. Each failure raises its own :class:`ProtocolError`.
@@ -11,15 +12,19 @@ certificates and the payload. Each failure raises its own :class:`ProtocolError`
 Layout (see "Envelope format" in docs/protocol.md for the byte budget)::
 
     96([ << {1: content_alg} >>, {5: iv}, ciphertext_with_tag,
-         [[ recipient_protected, recipient_unprotected, wrapped_cek ]] ])
+         [[ recipient_protected, recipient_unprotected, wrapped_cek or h'' ]] ])
     ciphertext decrypts to
     18([ << {1: sig_alg, 4: kid, "t": type, "s": sender, "r": recipient,
              "c": contract_no (absent if none), "q": seq, "ts": sent_unix_s} >>,
          {} or {33: sender_cert_der}, payload_cbor, signature ])
 
-Every CBOR item is deterministically encoded, and opening re-encodes what it decoded and
-refuses anything that differs (trailing bytes, duplicate keys, non-shortest forms), so an
-altered byte cannot slip through as an "equivalent" encoding.
+Every CBOR item is deterministically encoded, and opening refuses anything that is not
+(trailing bytes, duplicate keys, non-shortest forms), so an altered byte cannot slip
+through as an "equivalent" encoding. Both directions build the fixed-shape COSE arrays
+from their parts (a tag, an array head, byte strings and a few small maps) instead of
+running the general CBOR encoder: sealing concatenates them, opening rebuilds the bytes
+from what it decoded and compares. Anything not in the shape sealing makes goes through
+the general checks (re-encode with cbor2 and compare), which name the flaw.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 from cryptography import x509
@@ -57,7 +62,9 @@ from protocol.pki import (
 )
 from protocol.replay import MAX_SEQ
 from protocol.suites import (
+    ALG_A128GCM,
     ALG_ECDH_ES_A128KW,
+    ALG_ECDH_ES_HKDF_256,
     ALG_EDDSA,
     ALG_NAMES,
     ALG_PS256,
@@ -74,8 +81,8 @@ from protocol.suites import (
     Suite,
     aead_decrypt,
     aead_encrypt,
-    ecdh_es_unwrap,
-    ecdh_es_wrap,
+    ecdh_es_derive,
+    ecdh_es_rederive,
     get_suite,
     rsa_oaep_unwrap,
     rsa_oaep_wrap,
@@ -95,10 +102,14 @@ MAX_ENVELOPE_BYTES = MAX_SMS_PARTS * SMS_PART_OCTETS
 MAX_UNIX_S = 253_402_300_799
 #: the X25519 field prime; a canonical public key (u-coordinate) is below it
 X25519_P = 2**255 - 19
+#: length of an X25519 public key (RFC 7748)
+X25519_KEY_BYTES = 32
 #: deepest nesting of CBOR arrays/maps accepted in an envelope's structure
 _MAX_CBOR_DEPTH = 8
 #: longest contract number in a header
 MAX_CONTRACT_CHARS = 64
+#: longest message type in a header
+MAX_TYPE_CHARS = 64
 
 # --- COSE labels ----------------------------------------------------------------------------
 TAG_COSE_ENCRYPT = 96
@@ -165,52 +176,11 @@ class Opened:
     checks: tuple[Check, ...]
 
 
-# --- CBOR helpers ---------------------------------------------------------------------------
+# --- CBOR: the general path -----------------------------------------------------------------
 
 
 def _dumps(obj: Any) -> bytes:
     return cbor2.dumps(obj, canonical=True)
-
-
-def _bstr(data: bytes) -> bytes:
-    """The deterministic CBOR encoding of a byte string (major type 2, shortest length)."""
-    n = len(data)
-    if n < 24:
-        return bytes((0x40 | n,)) + data
-    if n < 0x100:
-        return bytes((0x58, n)) + data
-    if n < 0x10000:
-        return b"\x59" + n.to_bytes(2, "big") + data
-    return b"\x5a" + n.to_bytes(4, "big") + data
-
-
-#: deterministic CBOR of the text string "Signature1" and of an empty byte string
-_SIGNATURE1_TSTR = b"\x6aSignature1"
-_EMPTY_BSTR = b"\x40"
-
-
-def _sig_structure(protected: bytes, payload: bytes) -> bytes:
-    """``_dumps(["Signature1", protected, b"", payload])`` (RFC 9052 §4.4), built directly:
-    it is computed twice per SMS and only its byte strings vary."""
-    return b"\x84" + _SIGNATURE1_TSTR + _bstr(protected) + _EMPTY_BSTR + _bstr(payload)
-
-
-#: a few short, constant encodings (COSE_Encrypt and recipient protected headers, the
-#: Enc_structure over them) are decoded/encoded once; bounded, as everything is
-_SMALL_CACHE_MAX = 64
-_SMALL_HEADER_BYTES = 8
-_small_headers: dict[bytes, dict] = {}
-_enc_structures: dict[bytes, bytes] = {}
-
-
-def _enc_structure(protected: bytes) -> bytes:
-    """``_dumps(["Encrypt", protected, b""])`` (RFC 9052 §5.3), cached for short headers."""
-    cached = _enc_structures.get(protected)
-    if cached is None:
-        cached = _dumps(["Encrypt", protected, b""])
-        if len(protected) <= _SMALL_HEADER_BYTES and len(_enc_structures) < _SMALL_CACHE_MAX:
-            _enc_structures[protected] = cached
-    return cached
 
 
 _PLAIN_SCALARS = (int, bytes, str)
@@ -242,19 +212,205 @@ def _plain(obj: Any, depth: int = 0) -> bool:
     return False
 
 
-def _loads_exact(data: bytes, what: str) -> Any:
-    """Decode one CBOR item (optionally tagged) and insist ``data`` is exactly its
-    deterministic encoding and holds only plain types."""
+def _decode(data: bytes, what: str) -> Any:
+    """One CBOR item (optionally tagged); :class:`MalformedMessage` if ``data`` is not CBOR."""
     try:
-        obj = cbor2.loads(data)
-        again = _dumps(obj)
+        return cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types (CBORDecodeError, ValueError, ...)
+        raise MalformedMessage(f"{what} is not valid CBOR: {exc}") from exc
+
+
+def _require_exact(obj: Any, data: bytes, what: str) -> None:
+    """The general check: ``data`` is exactly the deterministic encoding of ``obj`` (decoded
+    from it), and ``obj`` holds only plain types."""
+    try:
+        again = _dumps(obj)
+    except Exception as exc:  # an object cbor2 decoded but cannot encode again
         raise MalformedMessage(f"{what} is not valid CBOR: {exc}") from exc
     if again != data:
         raise MalformedMessage(f"{what} is not deterministically encoded (or has trailing bytes)")
     if not _plain(obj.value if isinstance(obj, cbor2.CBORTag) else obj):
         raise MalformedMessage(f"{what} holds values other than integers, strings, arrays and maps")
+
+
+def _loads_exact(data: bytes, what: str) -> Any:
+    """Decode one CBOR item (optionally tagged) and insist ``data`` is exactly its
+    deterministic encoding and holds only plain types."""
+    obj = _decode(data, what)
+    _require_exact(obj, data, what)
     return obj
+
+
+# --- CBOR: the fixed shapes, built directly -------------------------------------------------
+# Each builder returns exactly what cbor2.dumps(..., canonical=True) returns for the same
+# value (tests/test_envelope.py compares them); cbor2 spends 3-6 µs setting up each call.
+
+
+def _head(major: int, n: int) -> bytes:
+    """The head of a CBOR item: major type (pre-shifted: 0x00, 0x20, ... 0xa0) and the
+    shortest form of its argument ``n`` (0 <= n < 2**64)."""
+    if n < 24:
+        return bytes((major | n,))
+    if n < 0x100:
+        return bytes((major | 24, n))
+    if n < 0x10000:
+        return bytes((major | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((major | 26,)) + n.to_bytes(4, "big")
+    return bytes((major | 27,)) + n.to_bytes(8, "big")
+
+
+def _bstr(data: bytes) -> bytes:
+    """The deterministic CBOR encoding of a byte string (major type 2, shortest length)."""
+    n = len(data)
+    if n < 24:
+        return bytes((0x40 | n,)) + data
+    if n < 0x100:
+        return bytes((0x58, n)) + data
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big") + data
+    return b"\x5a" + n.to_bytes(4, "big") + data
+
+
+_UINT64_LIMIT = 1 << 64
+
+
+#: encodings of the integers that fit the initial byte or one more (algorithms, small counters)
+_SMALL_INT_ITEMS = {n: cbor2.dumps(n) for n in range(-256, 256)}
+
+
+def _int_item(n: int) -> bytes | None:
+    """An integer's deterministic encoding, or None beyond 64 bits (cbor2 writes a bignum)."""
+    small = _SMALL_INT_ITEMS.get(n)
+    if small is not None:
+        return small
+    if n >= 0:
+        return _head(0x00, n) if n < _UINT64_LIMIT else None
+    n = -1 - n
+    return _head(0x20, n) if n < _UINT64_LIMIT else None
+
+
+def _text_item(text: str) -> bytes:
+    """A text string's deterministic encoding (UnicodeEncodeError for a lone surrogate)."""
+    raw = text.encode("utf-8")
+    n = len(raw)
+    return (bytes((0x60 | n,)) if n < 24 else _head(0x60, n)) + raw
+
+
+#: the Sign1 protected labels in the order deterministic encoding sorts them (checked below)
+_SIGN1_LABEL_ORDER = (H_ALG, H_KID, H_CONTRACT, H_SEQ, H_RECIPIENT, H_SENDER, H_TYPE, H_SENT)
+assert tuple(cbor2.loads(_dumps(dict.fromkeys(_SIGN1_LABEL_ORDER, 0)))) == _SIGN1_LABEL_ORDER
+assert frozenset(_SIGN1_LABEL_ORDER) == _SIGN1_PROTECTED_ALLOWED
+_L_ALG, _L_KID, _L_CONTRACT, _L_SEQ, _L_RECIPIENT, _L_SENDER, _L_TYPE, _L_SENT = map(_dumps, _SIGN1_LABEL_ORDER)
+
+
+def _sign1_protected_item(
+    alg: Any, kid: Any, contract_no: Any, seq: Any, recipient_id: Any, sender_id: Any, message_type: Any, sent: Any
+) -> bytes | None:
+    """``_dumps`` of the Sign1 protected header with these values, built directly; None when
+    a value is not of the type sealing gives it (then cbor2 has the say)."""
+    if (
+        type(alg) is not int
+        or type(kid) is not bytes
+        or type(seq) is not int
+        or type(sent) is not int
+        or type(recipient_id) is not str
+        or type(sender_id) is not str
+        or type(message_type) is not str
+        or (contract_no is not None and type(contract_no) is not str)
+    ):
+        return None
+    alg_item, seq_item, sent_item = _int_item(alg), _int_item(seq), _int_item(sent)
+    if alg_item is None or seq_item is None or sent_item is None:
+        return None
+    try:
+        return b"".join((
+            b"\xa7" if contract_no is None else b"\xa8",
+            _L_ALG, alg_item,
+            _L_KID, _bstr(kid),
+            b"" if contract_no is None else _L_CONTRACT + _text_item(contract_no),
+            _L_SEQ, seq_item,
+            _L_RECIPIENT, _text_item(recipient_id),
+            _L_SENDER, _text_item(sender_id),
+            _L_TYPE, _text_item(message_type),
+            _L_SENT, sent_item,
+        ))
+    except UnicodeEncodeError:  # a lone surrogate: let cbor2 say what it says about it
+        return None
+
+
+#: deterministic CBOR of the text string "Signature1" and of an empty byte string
+_SIGNATURE1_TSTR = b"\x6aSignature1"
+_EMPTY_BSTR = b"\x40"
+#: heads of the two tagged arrays: 18([ (4 items) and 96([ (4 items)
+_SIGN1_HEAD = _dumps(cbor2.CBORTag(TAG_COSE_SIGN1, [0, 0, 0, 0]))[:-4]
+_ENCRYPT_HEAD = _dumps(cbor2.CBORTag(TAG_COSE_ENCRYPT, [0, 0, 0, 0]))[:-4]
+#: {5: (12-byte IV follows)}, [ (one recipient follows)
+_IV_MAP_HEAD = _dumps({H_IV: b"\0" * GCM_NONCE_BYTES})[: -GCM_NONCE_BYTES]
+_ONE_RECIPIENT = b"\x81"
+#: an RSA-OAEP recipient up to its wrapped key: [h'', {1: -41}, (wrapped key follows)
+_RSA_RECIPIENT_PREFIX = _dumps([b"", {H_ALG: ALG_RSAES_OAEP_SHA256}, b""])[:-1]
+_RSA_R_UNPROTECTED = {H_ALG: ALG_RSAES_OAEP_SHA256}
+#: the ECDH-ES recipient's protected header, and its parts around the ephemeral key:
+#: [<< {1: -25} >>, {-1: {1: 1, -1: 4, -2: (32-byte key follows)}}, h'' ]
+_R_PROTECTED_ECDH_ES = _dumps({H_ALG: ALG_ECDH_ES_HKDF_256})
+_ECDH_ES_RECIPIENT_PREFIX, _ECDH_ES_RECIPIENT_SUFFIX = _dumps(
+    [_R_PROTECTED_ECDH_ES,
+     {H_EPHEMERAL_KEY: {COSE_KEY_KTY: COSE_KTY_OKP, COSE_KEY_OKP_CRV: COSE_CRV_X25519,
+                        COSE_KEY_OKP_X: b"\xee" * X25519_KEY_BYTES}},
+     b""]
+).split(b"\xee" * X25519_KEY_BYTES)
+#: Sign1 unprotected headers: {} / {33: (certificate follows)} / {32: (bag), 33: (certificate)}
+_NO_HEADERS = b"\xa0"
+_X5CHAIN_ONLY_HEAD = b"\xa1" + _dumps(H_X5CHAIN)
+_X5BAG_AND_CHAIN_HEAD = b"\xa2" + _dumps(H_X5BAG)
+_X5CHAIN_LABEL = _dumps(H_X5CHAIN)
+
+
+def _sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """``_dumps(["Signature1", protected, b"", payload])`` (RFC 9052 §4.4), built directly:
+    it is computed twice per SMS and only its byte strings vary."""
+    return b"\x84" + _SIGNATURE1_TSTR + _bstr(protected) + _EMPTY_BSTR + _bstr(payload)
+
+
+def _sign1_unprotected(x5chain: bytes | None, x5bag: bytes | None) -> bytes | None:
+    """The Sign1 unprotected header with the sender's certificate(s) attached or not; None
+    for a combination sealing never makes."""
+    if x5chain is None:
+        return _NO_HEADERS if x5bag is None else None
+    if x5bag is None:
+        return _X5CHAIN_ONLY_HEAD + _bstr(x5chain)
+    return _X5BAG_AND_CHAIN_HEAD + _bstr(x5bag) + _X5CHAIN_LABEL + _bstr(x5chain)
+
+
+def _sign1_bytes(protected: bytes, unprotected: bytes, payload: bytes, signature: bytes) -> bytes:
+    """``_dumps(CBORTag(18, [protected, unprotected, payload, signature]))`` with the
+    unprotected header already encoded."""
+    return _SIGN1_HEAD + _bstr(protected) + unprotected + _bstr(payload) + _bstr(signature)
+
+
+def _encrypt_bytes(protected: bytes, nonce: bytes, ciphertext: bytes, recipient: bytes) -> bytes:
+    """``_dumps(CBORTag(96, [protected, {5: nonce}, ciphertext, [recipient]]))`` with the
+    recipient already encoded (and a 12-byte nonce)."""
+    return _ENCRYPT_HEAD + _bstr(protected) + _IV_MAP_HEAD + nonce + _bstr(ciphertext) + _ONE_RECIPIENT + recipient
+
+
+#: a few short, constant encodings (COSE_Encrypt and recipient protected headers, the
+#: Enc_structure over them) are decoded/encoded once; bounded, as everything is
+_SMALL_CACHE_MAX = 64
+_SMALL_HEADER_BYTES = 8
+_small_headers: dict[bytes, dict] = {}
+_enc_structures: dict[bytes, bytes] = {}
+
+
+def _enc_structure(protected: bytes) -> bytes:
+    """``_dumps(["Encrypt", protected, b""])`` (RFC 9052 §5.3), cached for short headers."""
+    cached = _enc_structures.get(protected)
+    if cached is None:
+        cached = _dumps(["Encrypt", protected, b""])
+        if len(protected) <= _SMALL_HEADER_BYTES and len(_enc_structures) < _SMALL_CACHE_MAX:
+            _enc_structures[protected] = cached
+    return cached
 
 
 def _header_map(protected: Any, what: str) -> dict:
@@ -279,13 +435,68 @@ def _need_keys(m: dict, allowed: frozenset | set, required: frozenset | set, wha
         raise MalformedMessage(f"{what} has labels {sorted(map(str, keys))}, expected {sorted(map(str, required))}")
 
 
+#: certificate objects met before -> their CertInfo, by identity: ``cert_info``'s own cache
+#: hashes the whole certificate first (about 1.3 µs), and a party seals with the same
+#: certificate objects every time. An entry keeps its certificate alive, so an id is never
+#: reused while it is here; bounded, as everything is.
+_INFO_BY_ID: dict[int, tuple[x509.Certificate, CertInfo]] = {}
+_INFO_BY_ID_MAX = 4096
+
+
+def _cert_info(cert: x509.Certificate) -> CertInfo:
+    entry = _INFO_BY_ID.get(id(cert))
+    if entry is not None and entry[0] is cert:
+        return entry[1]
+    info = cert_info(cert)
+    if len(_INFO_BY_ID) >= _INFO_BY_ID_MAX:
+        _INFO_BY_ID.clear()
+    _INFO_BY_ID[id(cert)] = (cert, info)
+    return info
+
+
 # --- sealing ----------------------------------------------------------------------------------
 
-#: the constant protected headers of sealing: COSE_Encrypt's per content algorithm, and the
-#: ECDH-ES recipient's
+#: the constant protected headers of sealing, per content algorithm
 _ENC_PROTECTED: dict[int, bytes] = {alg: _dumps({H_ALG: alg}) for alg in CONTENT_KEY_BYTES}
-_R_PROTECTED_ECDH_ES = _dumps({H_ALG: ALG_ECDH_ES_A128KW})
 
+
+def _sign1_protected(alg: int, kid: bytes, headers: SignedHeaders) -> bytes:
+    """The Sign1 protected header: the signed facts, deterministically encoded."""
+    message_type = str(headers.message_type)
+    built = _sign1_protected_item(
+        alg, kid, headers.contract_no, headers.seq, headers.recipient_id, headers.sender_id, message_type,
+        headers.sent_unix_s,
+    )
+    if built is not None:
+        return built
+    # headers of unusual types (sign_payload is public): cbor2 encodes them, or refuses
+    protected_map: dict[Any, Any] = {
+        H_ALG: alg,
+        H_KID: kid,
+        H_TYPE: message_type,
+        H_SENDER: headers.sender_id,
+        H_RECIPIENT: headers.recipient_id,
+        H_SEQ: headers.seq,
+        H_SENT: headers.sent_unix_s,
+    }
+    if headers.contract_no is not None:
+        protected_map[H_CONTRACT] = headers.contract_no
+    return _dumps(protected_map)
+
+
+def _sign(headers: SignedHeaders, payload: bytes, sender: Identity, include_sender_cert: bool) -> bytes:
+    info = _cert_info(sender.signing_cert)
+    alg = signature_alg_for(sender.signing_key)
+    protected = _sign1_protected(alg, info.kid, headers)
+    signature = sign(alg, sender.signing_key, _sig_structure(protected, payload))
+    if not include_sender_cert:
+        unprotected = _NO_HEADERS
+    elif sender.agreement_cert is sender.signing_cert:
+        unprotected = _X5CHAIN_ONLY_HEAD + _bstr(info.der)
+    else:
+        bag = _cert_info(sender.agreement_cert).der
+        unprotected = _X5BAG_AND_CHAIN_HEAD + _bstr(bag) + _X5CHAIN_LABEL + _bstr(info.der)
+    return _sign1_bytes(protected, unprotected, payload, signature)
 
 
 def sign_payload(
@@ -300,28 +511,32 @@ def sign_payload(
     Low-level: :func:`seal` derives the headers from the message. Exposed for adversary
     scenarios (a legitimate party lying in its headers) and tests.
     """
-    info = cert_info(sender.signing_cert)
-    alg = signature_alg_for(sender.signing_key)
-    protected_map: dict[Any, Any] = {
-        H_ALG: alg,
-        H_KID: info.kid,
-        H_TYPE: str(headers.message_type),
-        H_SENDER: headers.sender_id,
-        H_RECIPIENT: headers.recipient_id,
-        H_SEQ: headers.seq,
-        H_SENT: headers.sent_unix_s,
-    }
-    if headers.contract_no is not None:
-        protected_map[H_CONTRACT] = headers.contract_no
-    protected = _dumps(protected_map)
-    sig_structure = _sig_structure(protected, payload)
-    signature = sign(alg, sender.signing_key, sig_structure)
-    unprotected: dict[int, bytes] = {}
-    if include_sender_cert:
-        unprotected[H_X5CHAIN] = info.der
-        if sender.agreement_cert is not sender.signing_cert:
-            unprotected[H_X5BAG] = cert_info(sender.agreement_cert).der
-    return _dumps(cbor2.CBORTag(TAG_COSE_SIGN1, [protected, unprotected, payload, signature]))
+    return _sign(headers, payload, sender, include_sender_cert)
+
+
+def _encrypt(inner: bytes, recipient: CertInfo, suite: Suite, random_bytes: RandomBytes) -> bytes:
+    if suite.key_distribution_alg == ALG_RSAES_OAEP_SHA256 and recipient.key_kind == "rsa":
+        cek = random_bytes(suite.content_key_bytes)
+        nonce = random_bytes(GCM_NONCE_BYTES)
+        if len(cek) != suite.content_key_bytes or len(nonce) != GCM_NONCE_BYTES:
+            raise ValueError("random_bytes returned the wrong number of bytes")
+        wrapped = rsa_oaep_wrap(recipient.public_key, cek)  # type: ignore[arg-type]
+        recipient_item = _RSA_RECIPIENT_PREFIX + _bstr(wrapped)
+    elif suite.key_distribution_alg == ALG_ECDH_ES_HKDF_256 and recipient.key_kind == "x25519":
+        nonce = random_bytes(GCM_NONCE_BYTES)
+        if len(nonce) != GCM_NONCE_BYTES:
+            raise ValueError("random_bytes returned the wrong number of bytes")
+        epk, cek = ecdh_es_derive(
+            recipient.public_key, suite.content_alg, _R_PROTECTED_ECDH_ES, random_bytes  # type: ignore[arg-type]
+        )
+        recipient_item = _ECDH_ES_RECIPIENT_PREFIX + epk + _ECDH_ES_RECIPIENT_SUFFIX
+    else:
+        raise UnsupportedAlgorithm(
+            f"suite {suite.name} cannot encrypt to a {recipient.key_kind} certificate ({recipient.party_id})"
+        )
+    protected = _ENC_PROTECTED.get(suite.content_alg) or _dumps({H_ALG: suite.content_alg})
+    ciphertext = aead_encrypt(cek, nonce, inner, _enc_structure(protected))
+    return _encrypt_bytes(protected, nonce, ciphertext, recipient_item)
 
 
 def encrypt_for(
@@ -333,26 +548,7 @@ def encrypt_for(
 ) -> bytes:
     """A tagged COSE_Encrypt of ``inner`` (any bytes, normally a Sign1) for one recipient."""
     suite = get_suite(suite) if isinstance(suite, str) else suite
-    info = cert_info(recipient_cert)
-    cek = random_bytes(suite.content_key_bytes)
-    nonce = random_bytes(GCM_NONCE_BYTES)
-    if len(cek) != suite.content_key_bytes or len(nonce) != GCM_NONCE_BYTES:
-        raise ValueError("random_bytes returned the wrong number of bytes")
-    if suite.key_distribution_alg == ALG_RSAES_OAEP_SHA256 and isinstance(info.public_key, rsa.RSAPublicKey):
-        recipient = [b"", {H_ALG: ALG_RSAES_OAEP_SHA256}, rsa_oaep_wrap(info.public_key, cek)]
-    elif suite.key_distribution_alg == ALG_ECDH_ES_A128KW and isinstance(info.public_key, x25519.X25519PublicKey):
-        r_protected = _R_PROTECTED_ECDH_ES
-        epk, wrapped = ecdh_es_wrap(info.public_key, cek, r_protected, random_bytes)
-        cose_key = {COSE_KEY_KTY: COSE_KTY_OKP, COSE_KEY_OKP_CRV: COSE_CRV_X25519, COSE_KEY_OKP_X: epk}
-        recipient = [r_protected, {H_EPHEMERAL_KEY: cose_key}, wrapped]
-    else:
-        raise UnsupportedAlgorithm(
-            f"suite {suite.name} cannot encrypt to a {info.key_kind} certificate ({info.party_id})"
-        )
-    protected = _ENC_PROTECTED.get(suite.content_alg) or _dumps({H_ALG: suite.content_alg})
-    enc_structure = _enc_structure(protected)
-    ciphertext = aead_encrypt(cek, nonce, inner, enc_structure)
-    return _dumps(cbor2.CBORTag(TAG_COSE_ENCRYPT, [protected, {H_IV: nonce}, ciphertext, [recipient]]))
+    return _encrypt(inner, _cert_info(recipient_cert), suite, random_bytes)
 
 
 def seal(
@@ -380,50 +576,103 @@ def seal(
         raise ValueError(f"seq must be an int in 0..{MAX_SEQ}")
     if not isinstance(sent_unix_s, int) or not 0 <= sent_unix_s <= MAX_UNIX_S:
         raise ValueError(f"sent_unix_s must be an int in 0..{MAX_UNIX_S}")
+    recipient = _cert_info(recipient_cert)
     headers = SignedHeaders(
         message_type=str(message.message_type),
         sender_id=sender.party_id,
-        recipient_id=cert_info(recipient_cert).party_id,
+        recipient_id=recipient.party_id,
         contract_no=messages.contract_no_of(message),
         seq=seq,
         sent_unix_s=sent_unix_s,
     )
-    inner = sign_payload(headers, encode_message(message), sender=sender, include_sender_cert=include_sender_cert)
-    envelope = encrypt_for(inner, recipient_cert=recipient_cert, suite=suite, random_bytes=random_bytes)
+    inner = _sign(headers, encode_message(message), sender, include_sender_cert)
+    envelope = _encrypt(inner, recipient, suite, random_bytes)
     if len(envelope) > MAX_ENVELOPE_BYTES:
         raise MessageTooLarge(f"envelope of {len(envelope)} bytes exceeds {MAX_ENVELOPE_BYTES}")
     return envelope
 
 
-# --- opening ----------------------------------------------------------------------------------
+# --- opening: the COSE_Encrypt --------------------------------------------------------------
+
+#: the COSE_Encrypt protected headers sealing makes -> their content algorithm
+_CONTENT_ALG_OF_PROTECTED: dict[bytes, int] = {encoded: alg for alg, encoded in _ENC_PROTECTED.items()}
 
 
-class _Progress:
-    """Collects checks; attaches them to the error that stops the opening."""
+class _EncryptParts(NamedTuple):
+    """A COSE_Encrypt that passed every structural check."""
 
-    def __init__(self) -> None:
-        self.checks: list[Check] = []
+    protected: bytes
+    content_alg: int
+    nonce: bytes
+    ciphertext: bytes
+    key_distribution_alg: int
+    recipient_protected: bytes
+    #: the sender's ephemeral X25519 key (ECDH-ES), else None
+    ephemeral_key: bytes | None
+    #: the RSA-OAEP wrapped content key (empty for ECDH-ES)
+    wrapped: bytes
 
-    def ok(self, name: str, detail: str) -> None:
-        self.checks.append(Check(name, True, detail))
 
-    def fail(self, name: str, exc: ProtocolError) -> ProtocolError:
-        self.checks.append(Check(name, False, exc.detail))
-        exc.checks = tuple(self.checks)  # type: ignore[attr-defined]
-        return exc
+def _known_encrypt(outer: Any, data: bytes) -> _EncryptParts | None:
+    """The parts of an envelope in exactly the shape sealing makes, all checks passed, its
+    bytes rebuilt from them and found identical; None for anything else (then the general
+    checks run and name the flaw)."""
+    if type(outer) is not cbor2.CBORTag or outer.tag != TAG_COSE_ENCRYPT:
+        return None
+    body = outer.value
+    if type(body) is not list or len(body) != 4:
+        return None
+    protected, unprotected, ciphertext, recipients = body
+    if (
+        type(protected) is not bytes
+        or type(unprotected) is not dict
+        or type(ciphertext) is not bytes
+        or type(recipients) is not list
+        or len(recipients) != 1
+    ):
+        return None
+    content_alg = _CONTENT_ALG_OF_PROTECTED.get(protected)
+    nonce = unprotected.get(H_IV)
+    rcpt = recipients[0]
+    if (
+        content_alg is None
+        or len(unprotected) != 1
+        or type(nonce) is not bytes
+        or len(nonce) != GCM_NONCE_BYTES
+        or type(rcpt) is not list
+        or len(rcpt) != 3
+    ):
+        return None
+    r_protected, r_unprotected, wrapped = rcpt
+    if type(r_protected) is not bytes or type(r_unprotected) is not dict or type(wrapped) is not bytes:
+        return None
+    ephemeral_key = None
+    if r_protected == b"" and r_unprotected == _RSA_R_UNPROTECTED:
+        kd_alg = ALG_RSAES_OAEP_SHA256
+        recipient_item = _RSA_RECIPIENT_PREFIX + _bstr(wrapped)
+    elif r_protected == _R_PROTECTED_ECDH_ES and wrapped == b"" and content_alg == ALG_A128GCM:
+        epk = r_unprotected.get(H_EPHEMERAL_KEY)
+        if len(r_unprotected) != 1 or type(epk) is not dict or len(epk) != 3:
+            return None
+        ephemeral_key = epk.get(COSE_KEY_OKP_X)
+        if (
+            type(ephemeral_key) is not bytes
+            or len(ephemeral_key) != X25519_KEY_BYTES
+            or int.from_bytes(ephemeral_key, "little") >= X25519_P
+        ):
+            return None
+        kd_alg = ALG_ECDH_ES_HKDF_256
+        recipient_item = _ECDH_ES_RECIPIENT_PREFIX + ephemeral_key + _ECDH_ES_RECIPIENT_SUFFIX
+    else:
+        return None
+    if _encrypt_bytes(protected, nonce, ciphertext, recipient_item) != data:
+        return None
+    return _EncryptParts(protected, content_alg, nonce, ciphertext, kd_alg, r_protected, ephemeral_key, wrapped)
 
 
-def decrypt_envelope(data: bytes, *, recipient: Identity, max_bytes: int = MAX_ENVELOPE_BYTES) -> tuple[bytes, str]:
-    """Decrypt a COSE_Encrypt with ``recipient``'s key: returns (inner bytes, a detail line).
-
-    Raises :class:`MalformedMessage`, :class:`MessageTooLarge`, :class:`UnsupportedAlgorithm`
-    or :class:`DecryptFailed`.
-    """
-    if not isinstance(data, (bytes, bytearray)):
-        raise MalformedMessage("an envelope is bytes")
-    if len(data) > max_bytes:
-        raise MessageTooLarge(f"envelope of {len(data)} bytes exceeds {max_bytes}")
-    outer = _loads_exact(bytes(data), "envelope")
+def _checked_encrypt(outer: Any) -> _EncryptParts:
+    """Every structural check of a COSE_Encrypt, one by one, each with its own error.
+    (Determinism was checked before.)"""
     if not isinstance(outer, cbor2.CBORTag) or outer.tag != TAG_COSE_ENCRYPT:
         raise MalformedMessage("not a tagged COSE_Encrypt (tag 96)")
     body = outer.value
@@ -452,8 +701,8 @@ def decrypt_envelope(data: bytes, *, recipient: Identity, max_bytes: int = MAX_E
     r_protected = _header_map(r_protected_b, "COSE_recipient")
     if not isinstance(r_unprotected, dict) or not isinstance(wrapped, bytes):
         raise MalformedMessage("COSE_recipient fields have wrong types")
-    key = recipient.agreement_key
-    if r_protected == {H_ALG: ALG_ECDH_ES_A128KW}:
+    ephemeral_key = None
+    if r_protected == {H_ALG: ALG_ECDH_ES_HKDF_256}:
         _need_keys(r_unprotected, {H_EPHEMERAL_KEY}, {H_EPHEMERAL_KEY}, "COSE_recipient unprotected header")
         epk = r_unprotected[H_EPHEMERAL_KEY]
         if (
@@ -462,33 +711,142 @@ def decrypt_envelope(data: bytes, *, recipient: Identity, max_bytes: int = MAX_E
             or epk[COSE_KEY_KTY] != COSE_KTY_OKP
             or epk[COSE_KEY_OKP_CRV] != COSE_CRV_X25519
             or not isinstance(epk[COSE_KEY_OKP_X], bytes)
-            or len(epk[COSE_KEY_OKP_X]) != 32
+            or len(epk[COSE_KEY_OKP_X]) != X25519_KEY_BYTES
         ):
             raise MalformedMessage("ephemeral key is not an X25519 COSE_Key")
-        if int.from_bytes(epk[COSE_KEY_OKP_X], "little") >= X25519_P:
+        ephemeral_key = epk[COSE_KEY_OKP_X]
+        if int.from_bytes(ephemeral_key, "little") >= X25519_P:
             # RFC 7748 receivers ignore the top bit, so two encodings would give one key:
             # accept only the canonical one, so that no altered byte goes unnoticed.
             raise MalformedMessage("ephemeral X25519 key is not canonically encoded")
-        if not isinstance(key, x25519.X25519PrivateKey):
-            raise DecryptFailed("envelope uses ECDH-ES+A128KW but this recipient has no X25519 key")
-        cek = ecdh_es_unwrap(key, epk[COSE_KEY_OKP_X], wrapped, r_protected_b)
-        kd_alg = ALG_ECDH_ES_A128KW
-    elif r_protected == {} and r_unprotected == {H_ALG: ALG_RSAES_OAEP_SHA256}:
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise DecryptFailed("envelope uses RSA-OAEP but this recipient has no RSA key")
-        cek = rsa_oaep_unwrap(key, wrapped)
+        if wrapped != b"":
+            raise MalformedMessage(
+                "ECDH-ES + HKDF-256 agrees the content key directly: the recipient's ciphertext must be empty"
+            )
+        if content_alg != ALG_A128GCM:
+            raise UnsupportedAlgorithm(
+                f"ECDH-ES + HKDF-256 is accepted with A128GCM only (the compact suite), not {ALG_NAMES[content_alg]}"
+            )
+        kd_alg = ALG_ECDH_ES_HKDF_256
+    elif r_protected == {} and r_unprotected == _RSA_R_UNPROTECTED:
         kd_alg = ALG_RSAES_OAEP_SHA256
+    elif r_protected == {H_ALG: ALG_ECDH_ES_A128KW}:
+        raise UnsupportedAlgorithm(
+            "ECDH-ES+A128KW (-29) is not accepted: the compact suite agrees its content key "
+            "directly with ECDH-ES + HKDF-256 (-25)"
+        )
     else:
         raise UnsupportedAlgorithm("recipient key-distribution algorithm not accepted")
-    if len(cek) != CONTENT_KEY_BYTES[content_alg]:
-        raise DecryptFailed("unwrapped content key has the wrong length")
-    enc_structure = _enc_structure(protected_b)
-    inner = aead_decrypt(cek, nonce, ciphertext, enc_structure)
-    return inner, f"tag ok ({ALG_NAMES[kd_alg]}, {ALG_NAMES[content_alg]})"
+    return _EncryptParts(protected_b, content_alg, nonce, ciphertext, kd_alg, r_protected_b, ephemeral_key, wrapped)
+
+
+#: (key distribution, content algorithm) -> the "decrypted" detail line
+_DECRYPTED_DETAILS: dict[tuple[int, int], str] = {}
+
+
+def _decrypted_detail(kd_alg: int, content_alg: int) -> str:
+    detail = _DECRYPTED_DETAILS.get((kd_alg, content_alg))
+    if detail is None:  # at most one per accepted pair of algorithms
+        detail = _DECRYPTED_DETAILS[(kd_alg, content_alg)] = (
+            f"tag ok ({ALG_NAMES[kd_alg]}, {ALG_NAMES[content_alg]})"
+        )
+    return detail
+
+
+def decrypt_envelope(data: bytes, *, recipient: Identity, max_bytes: int = MAX_ENVELOPE_BYTES) -> tuple[bytes, str]:
+    """Decrypt a COSE_Encrypt with ``recipient``'s key: returns (inner bytes, a detail line).
+
+    Raises :class:`MalformedMessage`, :class:`MessageTooLarge`, :class:`UnsupportedAlgorithm`
+    or :class:`DecryptFailed`.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise MalformedMessage("an envelope is bytes")
+    if len(data) > max_bytes:
+        raise MessageTooLarge(f"envelope of {len(data)} bytes exceeds {max_bytes}")
+    data = bytes(data)
+    outer = _decode(data, "envelope")
+    parts = _known_encrypt(outer, data)
+    if parts is None:
+        _require_exact(outer, data, "envelope")
+        parts = _checked_encrypt(outer)
+    key = recipient.agreement_key
+    if parts.key_distribution_alg == ALG_ECDH_ES_HKDF_256:
+        if not isinstance(key, x25519.X25519PrivateKey):
+            raise DecryptFailed("envelope uses ECDH-ES + HKDF-256 but this recipient has no X25519 key")
+        cek = ecdh_es_rederive(key, parts.ephemeral_key, parts.content_alg, parts.recipient_protected)  # type: ignore[arg-type]
+    else:
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise DecryptFailed("envelope uses RSA-OAEP but this recipient has no RSA key")
+        cek = rsa_oaep_unwrap(key, parts.wrapped)
+        if len(cek) != CONTENT_KEY_BYTES[parts.content_alg]:
+            raise DecryptFailed("unwrapped content key has the wrong length")
+    inner = aead_decrypt(cek, parts.nonce, parts.ciphertext, _enc_structure(parts.protected))
+    return inner, _decrypted_detail(parts.key_distribution_alg, parts.content_alg)
+
+
+# --- opening: the COSE_Sign1 ----------------------------------------------------------------
+
+
+def _known_sign1_protected(protected_b: bytes) -> dict | None:
+    """The Sign1 protected header as sealing makes it (deterministic, only the expected
+    labels, every required one); None for anything else."""
+    try:
+        decoded = cbor2.loads(protected_b)
+    except Exception:  # the general path reports it
+        return None
+    if type(decoded) is not dict:
+        return None
+    get = decoded.get
+    contract_no = get(H_CONTRACT)
+    if len(decoded) != (len(_SIGN1_LABEL_ORDER) if contract_no is not None else len(_SIGN1_LABEL_ORDER) - 1):
+        return None
+    rebuilt = _sign1_protected_item(
+        get(H_ALG), get(H_KID), contract_no, get(H_SEQ), get(H_RECIPIENT), get(H_SENDER), get(H_TYPE), get(H_SENT)
+    )
+    return decoded if rebuilt == protected_b else None
+
+
+def _known_sign1(obj: Any, inner: bytes) -> tuple[bytes, dict, dict, bytes, bytes] | None:
+    """:func:`_parse_sign1`'s result for a Sign1 in exactly the shape sealing makes, its
+    bytes rebuilt and found identical; None for anything else."""
+    if type(obj) is not cbor2.CBORTag or obj.tag != TAG_COSE_SIGN1:
+        return None
+    body = obj.value
+    if type(body) is not list or len(body) != 4:
+        return None
+    protected_b, unprotected, payload, signature = body
+    if (
+        type(protected_b) is not bytes
+        or type(unprotected) is not dict
+        or type(payload) is not bytes
+        or type(signature) is not bytes
+        or len(unprotected) > 2
+    ):
+        return None
+    x5chain = unprotected.get(H_X5CHAIN)
+    x5bag = unprotected.get(H_X5BAG)
+    if (
+        len(unprotected) != (x5chain is not None) + (x5bag is not None)
+        or (x5chain is not None and type(x5chain) is not bytes)
+        or (x5bag is not None and type(x5bag) is not bytes)
+    ):
+        return None
+    unprotected_item = _sign1_unprotected(x5chain, x5bag)
+    if unprotected_item is None or _sign1_bytes(protected_b, unprotected_item, payload, signature) != inner:
+        return None
+    protected = _known_sign1_protected(protected_b)
+    if protected is None:
+        protected = _header_map(protected_b, "COSE_Sign1")
+        _need_keys(protected, _SIGN1_PROTECTED_ALLOWED, _SIGN1_PROTECTED_REQUIRED, "COSE_Sign1 protected header")
+    return protected_b, protected, unprotected, payload, signature
 
 
 def _parse_sign1(inner: bytes) -> tuple[bytes, dict, dict, bytes, bytes]:
-    obj = _loads_exact(inner, "COSE_Sign1")
+    obj = _decode(inner, "COSE_Sign1")
+    known = _known_sign1(obj, inner)
+    if known is not None:
+        return known
+    _require_exact(obj, inner, "COSE_Sign1")
     if not isinstance(obj, cbor2.CBORTag) or obj.tag != TAG_COSE_SIGN1:
         raise MalformedMessage("inner object is not a tagged COSE_Sign1 (tag 18)")
     body = obj.value
@@ -504,13 +862,14 @@ def _parse_sign1(inner: bytes) -> tuple[bytes, dict, dict, bytes, bytes]:
     return protected_b, protected, unprotected, payload, signature
 
 
-def _headers_from(protected: dict) -> SignedHeaders:
-    def text(label: str, limit: int) -> str:
-        value = protected[label]
-        if not isinstance(value, str) or not 0 < len(value) <= limit:
-            raise MalformedMessage(f"header {label!r} must be text of 1..{limit} characters")
-        return value
+def _text_header(protected: dict, label: str, limit: int) -> str:
+    value = protected[label]
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise MalformedMessage(f"header {label!r} must be text of 1..{limit} characters")
+    return value
 
+
+def _headers_from(protected: dict) -> SignedHeaders:
     seq = protected[H_SEQ]
     sent = protected[H_SENT]
     if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
@@ -518,23 +877,51 @@ def _headers_from(protected: dict) -> SignedHeaders:
     if type(sent) is not int or not 0 <= sent <= MAX_UNIX_S:
         raise MalformedMessage(f"header 'ts' (sent time) must be an int in 0..{MAX_UNIX_S}")
     return SignedHeaders(
-        message_type=text(H_TYPE, 64),
-        sender_id=text(H_SENDER, MAX_PARTY_ID_CHARS),
-        recipient_id=text(H_RECIPIENT, MAX_PARTY_ID_CHARS),
-        contract_no=text(H_CONTRACT, MAX_CONTRACT_CHARS) if H_CONTRACT in protected else None,
+        message_type=_text_header(protected, H_TYPE, MAX_TYPE_CHARS),
+        sender_id=_text_header(protected, H_SENDER, MAX_PARTY_ID_CHARS),
+        recipient_id=_text_header(protected, H_RECIPIENT, MAX_PARTY_ID_CHARS),
+        contract_no=_text_header(protected, H_CONTRACT, MAX_CONTRACT_CHARS) if H_CONTRACT in protected else None,
         seq=seq,
         sent_unix_s=sent,
     )
 
 
+#: (signature algorithm, RSA key size or None) -> suite name; bounded by the algorithms
+#: accepted and the key sizes the authority certified
+_SUITE_NAMES: dict[tuple[int, int | None], str] = {}
+_SUITE_NAMES_MAX = 64
+
+
 def _suite_name(sig_alg: int, sender: CertInfo) -> str:
     """The suite an envelope was sealed in, named from its signature algorithm and key size."""
-    for suite in SUITES.values():
-        if suite.signature_alg == sig_alg and (
-            suite.rsa_bits is None or suite.rsa_bits == getattr(sender.public_key, "key_size", None)
-        ):
-            return suite.name
-    return "other"
+    key_size = getattr(sender.public_key, "key_size", None) if sender.key_kind == "rsa" else None
+    name = _SUITE_NAMES.get((sig_alg, key_size))
+    if name is None:
+        name = "other"
+        for suite in SUITES.values():
+            if suite.signature_alg == sig_alg and (suite.rsa_bits is None or suite.rsa_bits == key_size):
+                name = suite.name
+                break
+        if len(_SUITE_NAMES) < _SUITE_NAMES_MAX:
+            _SUITE_NAMES[(sig_alg, key_size)] = name
+    return name
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+_SIGNATURE_ALG_OF_KEY = {"rsa": ALG_PS256, "ed25519": ALG_EDDSA}
+#: the checks whose detail never varies: one object each (a Check is immutable)
+_CHAIN_OK = Check("chain", True, "certificate chain to authority ok")
+_CHAIN_OK_ATTACHED = Check("chain", True, "certificate chain to authority ok (attached certificate)")
+_NOT_REVOKED = Check("revocation", True, "not revoked")
+_DECRYPTED_CHECKS: dict[str, Check] = {}
+
+
+def _failed(checks: list[Check], name: str, exc: ProtocolError) -> ProtocolError:
+    """Record the failed check and attach every check so far to the error that stops the opening."""
+    checks.append(Check(name, False, exc.detail))
+    exc.checks = tuple(checks)  # type: ignore[attr-defined]
+    return exc
 
 
 def open_envelope(
@@ -554,12 +941,15 @@ def open_envelope(
     contract, roles). With ``learn`` a sender certificate carried in the envelope is added
     to ``trust`` once everything passed.
     """
-    progress = _Progress()
+    checks: list[Check] = []
     try:
         inner, detail = decrypt_envelope(data, recipient=recipient, max_bytes=max_bytes)
     except ProtocolError as exc:
-        raise progress.fail("decrypted", exc) from exc
-    progress.ok("decrypted", detail)
+        raise _failed(checks, "decrypted", exc) from exc
+    decrypted = _DECRYPTED_CHECKS.get(detail)
+    if decrypted is None:  # one per accepted pair of algorithms
+        decrypted = _DECRYPTED_CHECKS[detail] = Check("decrypted", True, detail)
+    checks.append(decrypted)
 
     # --- signature
     try:
@@ -572,7 +962,7 @@ def open_envelope(
             raise MalformedMessage("kid must be 32 bytes (SHA-256 of the certificate)")
         headers = _headers_from(protected)
     except ProtocolError as exc:
-        raise progress.fail("signature", exc) from exc
+        raise _failed(checks, "signature", exc) from exc
     learned = False
     sender_info = trust.by_kid(kid_)
     try:
@@ -590,34 +980,32 @@ def open_envelope(
             sender_info = cert_info(load_der_certificate(attached))
             learned = True
     except ProtocolError as exc:
-        raise progress.fail("chain", exc) from exc
+        raise _failed(checks, "chain", exc) from exc
     try:
-        expected_alg = {"rsa": ALG_PS256, "ed25519": ALG_EDDSA}.get(sender_info.key_kind)
-        if expected_alg != sig_alg:
+        if _SIGNATURE_ALG_OF_KEY.get(sender_info.key_kind) != sig_alg:
             raise BadSignature(f"{ALG_NAMES[sig_alg]} does not fit a {sender_info.key_kind} certificate")
-        sig_structure = _sig_structure(protected_b, payload)
-        if not verify(sig_alg, sender_info.public_key, sig_structure, signature):
+        if not verify(sig_alg, sender_info.public_key, _sig_structure(protected_b, payload), signature):
             raise BadSignature(f"{ALG_NAMES[sig_alg]} signature of {sender_info.party_id} does not verify")
     except ProtocolError as exc:
-        raise progress.fail("signature", exc) from exc
-    progress.ok("signature", f"{ALG_NAMES[sig_alg]} ok ({sender_info.party_id})")
+        raise _failed(checks, "signature", exc) from exc
+    checks.append(Check("signature", True, f"{ALG_NAMES[sig_alg]} ok ({sender_info.party_id})"))
 
     # --- certificate: chain (cached), validity, revocation
     try:
         trust.check_chain(sender_info.cert)
     except ProtocolError as exc:
-        raise progress.fail("chain", exc) from exc
-    progress.ok("chain", "certificate chain to authority ok" + (" (attached certificate)" if learned else ""))
+        raise _failed(checks, "chain", exc) from exc
+    checks.append(_CHAIN_OK_ATTACHED if learned else _CHAIN_OK)
     try:
         trust.check_validity(sender_info, now_unix_s)
     except CertificateError as exc:
-        raise progress.fail("validity", exc) from exc
-    progress.ok("validity", f"valid at time {int(now_unix_s)}")
+        raise _failed(checks, "validity", exc) from exc
+    checks.append(Check("validity", True, f"valid at time {int(now_unix_s)}"))
     try:
         trust.check_revocation(sender_info, now_unix_s)
     except CertificateError as exc:
-        raise progress.fail("revocation", exc) from exc
-    progress.ok("revocation", "not revoked")
+        raise _failed(checks, "revocation", exc) from exc
+    checks.append(_NOT_REVOKED)
 
     # --- headers against certificates and payload
     try:
@@ -635,17 +1023,20 @@ def open_envelope(
         if recipient.role not in model.RECIPIENT_ROLES:  # type: ignore[attr-defined]
             raise HeaderMismatch(f"a {recipient.role} may not receive {headers.message_type}")
     except ProtocolError as exc:
-        raise progress.fail("headers", exc) from exc
-    progress.ok(
-        "headers",
-        f"headers match ({headers.message_type} {sender_info.role} {headers.sender_id} -> "
-        f"{recipient.role} {headers.recipient_id}, seq {headers.seq})",
+        raise _failed(checks, "headers", exc) from exc
+    checks.append(
+        Check(
+            "headers",
+            True,
+            f"headers match ({headers.message_type} {sender_info.role} {headers.sender_id} -> "
+            f"{recipient.role} {headers.recipient_id}, seq {headers.seq})",
+        )
     )
     if H_X5BAG in unprotected:
         try:
             agreement_info = _attached_agreement_cert(unprotected[H_X5BAG], sender_info, trust, now_unix_s)
         except ProtocolError as exc:
-            raise progress.fail("chain", exc) from exc
+            raise _failed(checks, "chain", exc) from exc
         if learn:
             trust.add(agreement_info.cert)
     if learned and learn:
@@ -662,7 +1053,7 @@ def open_envelope(
         sender_role=sender_info.role,
         suite=_suite_name(sig_alg, sender_info),
         sender_cert_learned=learned,
-        checks=tuple(progress.checks),
+        checks=tuple(checks),
     )
 
 

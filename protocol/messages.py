@@ -11,6 +11,7 @@ Seed step -> message type is documented in ``docs/protocol.md``.
 from __future__ import annotations
 
 import hashlib
+import threading
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -100,9 +101,35 @@ def register(cls: type[Message]) -> type[Message]:
     return cls
 
 
+class _CanonicalEncoder(threading.local):
+    """One cbor2 encoder per thread, kept: ``cbor2.dumps`` spends about 3 µs per call
+    setting one up, more than encoding a whole message takes. It writes into a bytearray
+    (anything with a ``write`` method will do; ``protocol`` imports no I/O module)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.write = self.buffer.extend
+        self.encoder = cbor2.CBOREncoder(self, canonical=True)
+
+
+_canonical = _CanonicalEncoder()
+
+
+def canonical_cbor(obj: Any) -> bytes:
+    """``cbor2.dumps(obj, canonical=True)``, the same bytes and errors, faster."""
+    state = _canonical
+    state.buffer.clear()
+    try:
+        state.encoder.encode(obj)
+    except BaseException:
+        state.__init__()  # a failed encoding may leave state behind: start afresh
+        raise
+    return bytes(state.buffer)
+
+
 def encode_message(message: Message) -> bytes:
     """Deterministic CBOR (RFC 8949 §4.2) of the message's fields."""
-    return cbor2.dumps(message.model_dump(mode="python"), canonical=True)
+    return canonical_cbor(message.model_dump(mode="python"))
 
 
 def decode_message(message_type: MessageType | str, payload: bytes) -> Message:
@@ -110,14 +137,15 @@ def decode_message(message_type: MessageType | str, payload: bytes) -> Message:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise MessageTooLarge(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        model = MESSAGE_MODELS[MessageType(message_type)]
-    except (ValueError, KeyError) as exc:
+        # a MessageType is a str: its value finds the model without building the enum member
+        model = MESSAGE_MODELS[message_type]  # type: ignore[index]
+    except (KeyError, TypeError) as exc:
         raise MalformedMessage(f"unknown message type {message_type!r}") from exc
     try:
         data: Any = cbor2.loads(payload)
         # One encoding per message: trailing bytes, unsorted keys, long-form integers or
         # indefinite lengths would give one message several signed forms.
-        canonical = cbor2.dumps(data, canonical=True)
+        canonical = canonical_cbor(data)
     except Exception as exc:  # cbor2 raises several types; all mean malformed
         raise MalformedMessage(f"payload is not CBOR: {exc}") from exc
     if canonical != payload:

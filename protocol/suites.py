@@ -6,13 +6,16 @@ algorithm identifier live here too, so :mod:`protocol.envelope` only arranges CO
 structures. All functions are pure computation: key generation draws from the OS, the
 caller passes every other random byte in.
 
-=========  =================  ==============================  ===========  ======================
-suite      signature          key distribution                content      party keys
-=========  =================  ==============================  ===========  ======================
-rsa2048    PS256 (-37)        RSAES-OAEP w/ SHA-256 (-41)     A256GCM (3)  one RSA-2048 key
-rsa3072    PS256 (-37)        RSAES-OAEP w/ SHA-256 (-41)     A256GCM (3)  one RSA-3072 key
-compact    EdDSA (-8)         ECDH-ES + A128KW (-29), X25519  A128GCM (1)  Ed25519 + X25519 keys
-=========  =================  ==============================  ===========  ======================
+=========  =================  ================================  ===========  ======================
+suite      signature          key distribution                  content      party keys
+=========  =================  ================================  ===========  ======================
+rsa2048    PS256 (-37)        RSAES-OAEP w/ SHA-256 (-41)       A256GCM (3)  one RSA-2048 key
+rsa3072    PS256 (-37)        RSAES-OAEP w/ SHA-256 (-41)       A256GCM (3)  one RSA-3072 key
+compact    EdDSA (-8)         ECDH-ES + HKDF-256 (-25), X25519  A128GCM (1)  Ed25519 + X25519 keys
+=========  =================  ================================  ===========  ======================
+
+The compact suite agrees the content key itself (direct key agreement, RFC 9053 §6.3.1): an
+ephemeral X25519 key per message, so every message still has a fresh content key.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from protocol.errors import DecryptFailed, UnsupportedAlgorithm
 
@@ -40,6 +42,8 @@ ALG_A128GCM = 1
 ALG_A256GCM = 3
 ALG_A128KW = -3
 ALG_EDDSA = -8
+ALG_ECDH_ES_HKDF_256 = -25
+#: ECDH-ES + A128KW, the compact suite's key distribution before -25 (a wrapped random key): refused
 ALG_ECDH_ES_A128KW = -29
 ALG_PS256 = -37
 ALG_RSAES_OAEP_SHA256 = -41
@@ -49,6 +53,7 @@ ALG_NAMES: dict[int, str] = {
     ALG_A256GCM: "A256GCM",
     ALG_A128KW: "A128KW",
     ALG_EDDSA: "EdDSA",
+    ALG_ECDH_ES_HKDF_256: "ECDH-ES+HKDF-256",
     ALG_ECDH_ES_A128KW: "ECDH-ES+A128KW",
     ALG_PS256: "PS256",
     ALG_RSAES_OAEP_SHA256: "RSA-OAEP-256",
@@ -66,7 +71,7 @@ MIN_RSA_BITS = 2048
 RSA_PUBLIC_EXPONENT = 65537
 
 SIGNATURE_ALGS = frozenset({ALG_PS256, ALG_EDDSA})
-KEY_DISTRIBUTION_ALGS = frozenset({ALG_RSAES_OAEP_SHA256, ALG_ECDH_ES_A128KW})
+KEY_DISTRIBUTION_ALGS = frozenset({ALG_RSAES_OAEP_SHA256, ALG_ECDH_ES_HKDF_256})
 
 # COSE_Key labels and values used for the ECDH-ES ephemeral key (RFC 9052 §7, RFC 9053 §7.2)
 COSE_KEY_KTY = 1
@@ -171,10 +176,10 @@ SUITES: dict[str, Suite] = {
     "compact": Suite(
         name="compact",
         signature_alg=ALG_EDDSA,
-        key_distribution_alg=ALG_ECDH_ES_A128KW,
+        key_distribution_alg=ALG_ECDH_ES_HKDF_256,
         content_alg=ALG_A128GCM,
         rsa_bits=None,
-        description="X25519/Ed25519: EdDSA signatures, ECDH-ES+A128KW, AES-128-GCM (smallest SMS)",
+        description="X25519/Ed25519: EdDSA signatures, ECDH-ES+HKDF-256 (direct), AES-128-GCM (smallest SMS)",
     ),
 }
 DEFAULT_SUITE = "rsa2048"
@@ -190,20 +195,38 @@ def get_suite(name: str) -> Suite:
         ) from None
 
 
+#: key class -> kind, filled as classes are met: ``isinstance`` against the key ABCs costs
+#: about a tenth of a microsecond each, and every SMS asks several times
+_KIND_OF_CLASS: dict[type, str] = {}
+
+
+def _kind_or_none(key: object) -> str | None:
+    kind = _KIND_OF_CLASS.get(type(key))
+    if kind is None:
+        if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+            kind = "rsa"
+        elif isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+            kind = "ed25519"
+        elif isinstance(key, (x25519.X25519PrivateKey, x25519.X25519PublicKey)):
+            kind = "x25519"
+        else:
+            return None
+        _KIND_OF_CLASS[type(key)] = kind
+    return kind
+
+
 def key_kind(key: PrivateKey | PublicKey) -> str:
     """``"rsa"``, ``"ed25519"`` or ``"x25519"`` for a private or public key."""
-    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return "rsa"
-    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
-        return "ed25519"
-    if isinstance(key, (x25519.X25519PrivateKey, x25519.X25519PublicKey)):
-        return "x25519"
-    raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
+    kind = _kind_or_none(key)
+    if kind is None:
+        raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
+    return kind
 
 
 # --- signatures ---------------------------------------------------------------------------
 
-_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)  # RFC 8230 §2: salt = hash size
+_SHA256 = hashes.SHA256()
+_PSS = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=32)  # RFC 8230 §2: salt = hash size
 
 
 def signature_alg_for(key: PrivateKey | PublicKey) -> int:
@@ -219,7 +242,7 @@ def signature_alg_for(key: PrivateKey | PublicKey) -> int:
 def sign(alg: int, key: PrivateKey, data: bytes) -> bytes:
     """Sign ``data`` (a COSE Sig_structure) with ``alg``."""
     if alg == ALG_PS256 and isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, _PSS, hashes.SHA256())
+        return key.sign(data, _PSS, _SHA256)
     if alg == ALG_EDDSA and isinstance(key, ed25519.Ed25519PrivateKey):
         return key.sign(data)
     raise UnsupportedAlgorithm(f"cannot sign with alg {alg} and a {type(key).__name__}")
@@ -229,7 +252,7 @@ def verify(alg: int, key: PublicKey, data: bytes, signature: bytes) -> bool:
     """True when ``signature`` over ``data`` verifies; False on any mismatch (never raises)."""
     try:
         if alg == ALG_PS256 and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, _PSS, hashes.SHA256())
+            key.verify(signature, data, _PSS, _SHA256)
             return True
         if alg == ALG_EDDSA and isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, data)
@@ -241,7 +264,7 @@ def verify(alg: int, key: PublicKey, data: bytes, signature: bytes) -> bool:
 
 # --- key distribution ---------------------------------------------------------------------
 
-_OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+_OAEP = padding.OAEP(mgf=padding.MGF1(_SHA256), algorithm=_SHA256, label=None)
 
 
 def rsa_oaep_wrap(public_key: rsa.RSAPublicKey, cek: bytes) -> bytes:
@@ -264,40 +287,53 @@ def cose_kdf_context(alg: int, key_bits: int, recipient_protected: bytes) -> byt
     )
 
 
-def _ecdh_es_kek(shared_secret: bytes, recipient_protected: bytes) -> bytes:
-    """HKDF-SHA-256 (no salt) over the X25519 secret: the 128-bit A128KW key-encryption key."""
-    info = cose_kdf_context(ALG_A128KW, 128, recipient_protected)
-    return HKDF(algorithm=hashes.SHA256(), length=16, salt=None, info=info).derive(shared_secret)
+#: (content algorithm, recipient protected header) -> its COSE_KDF_Context; the compact
+#: suite has one, so this stays tiny (and is bounded)
+_KDF_CONTEXTS: dict[tuple[int, bytes], bytes] = {}
+_KDF_CONTEXTS_MAX = 16
 
 
-def ecdh_es_wrap(
+def _content_key_from_secret(shared_secret: bytes, content_alg: int, recipient_protected: bytes) -> bytes:
+    """HKDF-SHA-256 (no salt) over the X25519 secret, for ``content_alg`` itself: direct
+    key agreement puts the content algorithm and its key length in the context (RFC 9053
+    §5.2, §6.3.1), and the recipient's protected header."""
+    key_bytes = CONTENT_KEY_BYTES[content_alg]
+    info = _KDF_CONTEXTS.get((content_alg, recipient_protected))
+    if info is None:
+        info = cose_kdf_context(content_alg, key_bytes * 8, recipient_protected)
+        if len(_KDF_CONTEXTS) < _KDF_CONTEXTS_MAX:
+            _KDF_CONTEXTS[(content_alg, recipient_protected)] = info
+    return HKDF(algorithm=_SHA256, length=key_bytes, salt=None, info=info).derive(shared_secret)
+
+
+def ecdh_es_derive(
     recipient_public: x25519.X25519PublicKey,
-    cek: bytes,
+    content_alg: int,
     recipient_protected: bytes,
     random_bytes: RandomBytes,
 ) -> tuple[bytes, bytes]:
-    """ECDH-ES + A128KW (COSE -29): returns (ephemeral public key bytes, wrapped CEK)."""
+    """ECDH-ES + HKDF-256 (COSE -25), sender's side: returns (ephemeral public key bytes,
+    content key). The ephemeral key is fresh, so is the content key: one per message."""
     ephemeral = x25519.X25519PrivateKey.from_private_bytes(random_bytes(32))
     shared = ephemeral.exchange(recipient_public)
-    kek = _ecdh_es_kek(shared, recipient_protected)
-    wrapped = aes_key_wrap(kek, cek)
-    return ephemeral.public_key().public_bytes_raw(), wrapped
+    content_key = _content_key_from_secret(shared, content_alg, recipient_protected)
+    return ephemeral.public_key().public_bytes_raw(), content_key
 
 
-def ecdh_es_unwrap(
+def ecdh_es_rederive(
     private_key: x25519.X25519PrivateKey,
     ephemeral_public: bytes,
-    wrapped: bytes,
+    content_alg: int,
     recipient_protected: bytes,
 ) -> bytes:
-    """Inverse of :func:`ecdh_es_wrap`; :class:`DecryptFailed` on any failure."""
+    """The recipient's side of :func:`ecdh_es_derive`: the same content key from its static
+    key and the ephemeral public key; :class:`DecryptFailed` when the exchange fails."""
     try:
         peer = x25519.X25519PublicKey.from_public_bytes(ephemeral_public)
         shared = private_key.exchange(peer)
-        kek = _ecdh_es_kek(shared, recipient_protected)
-        return aes_key_unwrap(kek, wrapped)
-    except (ValueError, InvalidUnwrap) as exc:
-        raise DecryptFailed("ECDH-ES+A128KW unwrap failed: not sealed for this key, or altered") from exc
+    except ValueError as exc:  # e.g. a low-order point: the shared secret would be all zero
+        raise DecryptFailed("ECDH-ES key agreement failed: not sealed for this key, or altered") from exc
+    return _content_key_from_secret(shared, content_alg, recipient_protected)
 
 
 # --- content encryption -------------------------------------------------------------------
@@ -321,6 +357,7 @@ __all__ = [
     "ALG_A128KW",
     "ALG_A256GCM",
     "ALG_ECDH_ES_A128KW",
+    "ALG_ECDH_ES_HKDF_256",
     "ALG_EDDSA",
     "ALG_NAMES",
     "ALG_PS256",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
+
 import cbor2
 import pytest
 from conftest import CERT_NOT_AFTER, CERT_NOT_BEFORE, DAY_S, T0, World
@@ -9,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpay.vectors import pick_roles
+from protocol import envelope
 from protocol.envelope import (
     MAX_ENVELOPE_BYTES,
     SignedHeaders,
@@ -34,6 +39,7 @@ from protocol.errors import (
 from protocol.messages import MessageType, contract_no_of, encode_message
 from protocol.pki import Authority, TrustStore
 from protocol.samples import sample_message
+from protocol import suites
 from protocol.suites import get_suite
 
 PROPERTY = settings(
@@ -461,3 +467,187 @@ def test_any_field_replaced_by_any_cbor_value_is_refused(world: World, data: st.
         return
     with pytest.raises(ProtocolError):
         open_envelope(altered, recipient=mpc, trust=_cached_trust(world), now_unix_s=T0, learn=False)
+
+
+# --- the direct builders and readers --------------------------------------------------------
+
+
+def _dumps(obj) -> bytes:
+    return cbor2.dumps(obj, canonical=True)
+
+
+_ints = st.one_of(st.integers(-(2**64) - 2, 2**64 + 2), st.sampled_from([0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, -24, -25, -256, -257, -(2**64), 2**64 - 1]))
+_texts = st.text(max_size=300)
+
+
+@settings(PROPERTY, max_examples=300)
+@given(
+    alg=_ints, kid=st.binary(max_size=300), contract_no=st.none() | _texts, seq=_ints, recipient_id=_texts,
+    sender_id=_texts, message_type=_texts, sent=_ints,
+)
+def test_the_direct_protected_header_is_what_cbor2_writes(
+    alg: int, kid: bytes, contract_no: str | None, seq: int, recipient_id: str, sender_id: str, message_type: str,
+    sent: int,
+) -> None:
+    expected = {1: alg, 4: kid, "q": seq, "r": recipient_id, "s": sender_id, "t": message_type, "ts": sent}
+    if contract_no is not None:
+        expected["c"] = contract_no
+    built = envelope._sign1_protected_item(alg, kid, contract_no, seq, recipient_id, sender_id, message_type, sent)
+    if built is None:  # only integers beyond 64 bits (cbor2 writes a bignum) are left to cbor2
+        assert any(not -(2**64) <= n < 2**64 for n in (alg, seq, sent))
+    else:
+        assert built == _dumps(expected)
+        assert envelope._known_sign1_protected(built) == expected
+
+
+@settings(PROPERTY, max_examples=100)
+@given(
+    protected=st.binary(max_size=300), payload=st.binary(max_size=70_000), signature=st.binary(max_size=600),
+    x5chain=st.none() | st.binary(max_size=2_000), x5bag=st.none() | st.binary(max_size=300),
+    nonce=st.binary(min_size=12, max_size=12), ephemeral=st.binary(min_size=32, max_size=32),
+)
+def test_the_direct_cose_structures_are_what_cbor2_writes(
+    protected: bytes, payload: bytes, signature: bytes, x5chain: bytes | None, x5bag: bytes | None, nonce: bytes,
+    ephemeral: bytes,
+) -> None:
+    unprotected = {key: value for key, value in ((33, x5chain), (32, x5bag)) if value is not None}
+    item = envelope._sign1_unprotected(x5chain, x5bag)
+    if x5chain is None and x5bag is not None:
+        assert item is None  # sealing never attaches the bag alone
+    else:
+        assert item == _dumps(unprotected)
+        sign1 = envelope._sign1_bytes(protected, item, payload, signature)
+        assert sign1 == _dumps(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))
+    assert envelope._sig_structure(protected, payload) == _dumps(["Signature1", protected, b"", payload])
+    rsa_recipient = [b"", {1: -41}, signature]
+    ecdh_recipient = [_dumps({1: -25}), {-1: {1: 1, -1: 4, -2: ephemeral}}, b""]
+    for recipient, item in (
+        (rsa_recipient, envelope._RSA_RECIPIENT_PREFIX + envelope._bstr(signature)),
+        (ecdh_recipient, envelope._ECDH_ES_RECIPIENT_PREFIX + ephemeral + envelope._ECDH_ES_RECIPIENT_SUFFIX),
+    ):
+        assert item == _dumps(recipient)
+        assert envelope._encrypt_bytes(protected, nonce, payload, item) == _dumps(
+            cbor2.CBORTag(96, [protected, {5: nonce}, payload, [recipient]])
+        )
+
+
+@contextlib.contextmanager
+def _general_path_only() -> Iterator[None]:
+    """Open without the direct readers: every envelope takes cbor2 and the field-by-field checks."""
+    saved = envelope._known_encrypt, envelope._known_sign1
+    envelope._known_encrypt = lambda *args: None  # type: ignore[assignment]
+    envelope._known_sign1 = lambda *args: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        envelope._known_encrypt, envelope._known_sign1 = saved
+
+
+def _outcome(world: World, data: bytes) -> tuple:
+    """What opening ``data`` gives: the opened facts and checks, or the error and its checks."""
+    try:
+        opened = open_envelope(data, recipient=world["mpc"], trust=_cached_trust(world), now_unix_s=T0, learn=False)
+    except ProtocolError as exc:
+        return (type(exc), exc.detail, getattr(exc, "checks", None))
+    return (opened.message, opened.seq, opened.sender_id, opened.suite, opened.checks)
+
+
+@settings(PROPERTY, max_examples=int(__import__("os").environ.get("H2N", "150")))
+@given(data=st.data(), replacement=_cbor_values | st.floats(), inner_side=st.booleans(), flips=st.integers(0, 3))
+def test_the_direct_readers_decide_exactly_as_the_general_path(
+    world: World, data: st.DataObject, replacement, inner_side: bool, flips: int
+) -> None:
+    """Same result, same error, same message, same checks, whichever path reads the envelope."""
+    mpc = world["mpc"]
+    original = _cached_envelope(world)
+    if flips:
+        altered = bytearray(original)
+        for _ in range(flips):
+            altered[data.draw(st.integers(0, len(altered) - 1))] ^= data.draw(st.integers(1, 255))
+        candidate = bytes(altered)
+    elif inner_side:
+        inner, _ = decrypt_envelope(original, recipient=mpc)
+        target = cbor2.loads(inner)
+        path = data.draw(st.sampled_from(list(_paths(target))), label="path")
+        candidate = encrypt_for(_dumps(_replace(target, path, replacement)), recipient_cert=mpc.agreement_cert,
+                                suite=world.suite)
+    else:
+        outer = cbor2.loads(original)
+        path = data.draw(st.sampled_from(list(_paths(outer))), label="path")
+        candidate = _dumps(_replace(outer, path, replacement))
+    direct = _outcome(world, candidate)
+    with _general_path_only():
+        general = _outcome(world, candidate)
+    assert direct == general
+
+
+def test_the_direct_readers_decide_every_flipped_byte_as_the_general_path(world: World) -> None:
+    original = _cached_envelope(world)
+    for position in range(len(original)):
+        for flip in (0x01, 0x80):
+            altered = bytearray(original)
+            altered[position] ^= flip
+            direct = _outcome(world, bytes(altered))
+            with _general_path_only():
+                assert _outcome(world, bytes(altered)) == direct, (position, flip)
+
+
+def test_the_direct_readers_take_the_envelopes_sealing_makes(world: World) -> None:
+    """The fast path is the path: every envelope sealed opens without the general decoder."""
+    for include_sender_cert in (False, True):
+        data = _confirmation_envelope(world, include_sender_cert=include_sender_cert)
+        outer = cbor2.loads(data)
+        assert envelope._known_encrypt(outer, data) is not None
+        inner, _ = decrypt_envelope(data, recipient=world["mpc"])
+        assert envelope._known_sign1(cbor2.loads(inner), inner) is not None
+
+
+# --- the compact suite: direct ECDH-ES + HKDF-256 ---------------------------------------------
+
+
+def _compact_recipient(compact_world: World) -> tuple[cbor2.CBORTag, list]:
+    outer = cbor2.loads(_confirmation_envelope(compact_world))
+    return outer, outer.value[3][0]
+
+
+def test_compact_agrees_its_content_key_directly(compact_world: World) -> None:
+    outer, (r_protected, r_unprotected, ciphertext) = _compact_recipient(compact_world)
+    assert cbor2.loads(outer.value[0]) == {1: 1}  # A128GCM
+    assert cbor2.loads(r_protected) == {1: -25}  # ECDH-ES + HKDF-256
+    assert set(r_unprotected) == {-1} and len(r_unprotected[-1][-2]) == 32
+    assert ciphertext == b""  # nothing wrapped: the content key is derived
+    opened = open_envelope(_dumps(outer), recipient=compact_world["mpc"], trust=compact_world.trust(), now_unix_s=T0)
+    assert str(opened.checks[0]) == "decrypted: tag ok (ECDH-ES+HKDF-256, A128GCM)"
+
+
+def test_compact_content_keys_differ_every_time(compact_world: World) -> None:
+    """A fresh ephemeral key per message: a fresh content key per message."""
+    keys = set()
+    for _ in range(3):
+        _outer, (r_protected, r_unprotected, _ct) = _compact_recipient(compact_world)
+        keys.add(
+            suites.ecdh_es_rederive(compact_world["mpc"].agreement_key, r_unprotected[-1][-2], 1, r_protected)
+        )
+    assert len(keys) == 3
+
+
+@pytest.mark.parametrize(
+    "change, error, words",
+    [
+        ("a128kw", UnsupportedAlgorithm, "ECDH-ES+A128KW (-29) is not accepted"),
+        ("wrapped", MalformedMessage, "recipient's ciphertext must be empty"),
+        ("a256gcm", UnsupportedAlgorithm, "accepted with A128GCM only"),
+    ],
+)
+def test_compact_refuses_anything_but_direct_agreement(compact_world: World, change: str, error, words: str) -> None:
+    outer, recipient = _compact_recipient(compact_world)
+    if change == "a128kw":  # the former key distribution, with a 24-byte wrapped key
+        recipient[0] = _dumps({1: -29})
+        recipient[2] = bytes(24)
+    elif change == "wrapped":
+        recipient[2] = bytes(24)
+    else:
+        outer.value[0] = _dumps({1: 3})
+    with pytest.raises(error, match=re.escape(words)) as info:
+        open_envelope(_dumps(outer), recipient=compact_world["mpc"], trust=compact_world.trust(), now_unix_s=T0)
+    assert [c.name for c in info.value.checks] == ["decrypted"]

@@ -496,6 +496,62 @@ def test_only_deterministic_cbor_is_accepted(payload: bytes) -> None:
         decode_message("rating", payload)
 
 
+@pytest.mark.parametrize("message_type", ["telegram", "SHIPMENT_REPORT", 5, None, b"rating", ("rating",), ["rating"]])
+def test_an_unknown_message_type_of_any_kind_is_malformed(message_type: Any) -> None:
+    with pytest.raises(MalformedMessage, match="unknown message type"):
+        decode_message(message_type, _cbor({"contract_no": CONTRACT_NO}))
+
+
+_cbor_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.binary(max_size=30)
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.integers(-30, 30) | st.text(max_size=4) | st.binary(max_size=3), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@settings(FAST, max_examples=300)
+@given(value=_cbor_values)
+def test_the_kept_encoder_writes_what_cbor2_dumps_writes(value: Any) -> None:
+    assert m.canonical_cbor(value) == cbor2.dumps(value, canonical=True)
+
+
+def test_the_kept_encoder_fails_like_cbor2_and_recovers() -> None:
+    cyclic: list = []
+    cyclic.append(cyclic)
+    for bad in (cyclic, {1: object()}, [1, {2: [object()]}]):
+        with pytest.raises(Exception) as ours:
+            m.canonical_cbor(bad)
+        with pytest.raises(Exception) as theirs:
+            cbor2.dumps(bad, canonical=True)
+        assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+        assert m.canonical_cbor({"b": [1, 2], "a": b"x"}) == cbor2.dumps({"b": [1, 2], "a": b"x"}, canonical=True)
+
+
+def test_the_kept_encoder_is_one_per_thread() -> None:
+    import threading
+
+    failures: list[Any] = []
+
+    def encode_many(offset: int) -> None:
+        for i in range(2_000):
+            value = {"n": offset + i, "s": "x" * (i % 30), "l": [i, offset]}
+            if m.canonical_cbor(value) != cbor2.dumps(value, canonical=True):
+                failures.append(value)
+
+    threads = [threading.Thread(target=encode_many, args=(k * 10**6,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
 # --- the contract digest -----------------------------------------------------------------------
 
 

@@ -1,10 +1,12 @@
 """``mpay vectors``: an independent COSE implementation (pycose) opens every envelope, and
 openssl accepts every certificate. Also the key cache and ``mpay keys``.
 
-pycose 1.1.0 handles RSA-OAEP-256, A256GCM/A128GCM, A128KW, PS256 and EdDSA as they are. Its
-ECDH code (``_EcdhHkdf._ecdh``) only knows EC2 curves -- it reads the key's ``y`` -- so for
-X25519 the test supplies that one step (the raw X25519 exchange, 3 lines, below); pycose
-itself builds the COSE_KDF_Context, runs HKDF-SHA-256, unwraps with A128KW and decrypts.
+pycose 1.1.0 handles RSA-OAEP-256, A256GCM/A128GCM, PS256 and EdDSA as they are. Its ECDH
+code only knows EC2 curves: ``_EcdhHkdf._ecdh`` reads the key's ``y``, and direct key
+agreement (``DirectKeyAgreement.compute_cek``) admits only ``EC2Key`` objects. So for X25519
+the test supplies the raw exchange (3 lines, below) and lets that key-type check admit OKP
+keys too; pycose itself builds the COSE_KDF_Context (AlgorithmID A128GCM, 128 bits, the
+recipient's protected header), runs HKDF-SHA-256 for the content key and decrypts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from pycose import algorithms as pycose_algorithms
 from pycose.keys import CoseKey
+from pycose.keys.ec2 import EC2Key
 from pycose.keys.okp import OKPKey
+from pycose.messages import recipient as pycose_recipient
 from pycose.messages import CoseMessage, EncMessage, Sign1Message
 
 from mpay.cli import main
@@ -40,7 +44,8 @@ def vectors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 @pytest.fixture
 def pycose_x25519(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Teach pycose's ECDH step X25519 (it only implements EC2 curves)."""
+    """Teach pycose's ECDH step X25519 (it only implements EC2 curves), and let its direct
+    key agreement accept the OKP keys that carry X25519."""
     original = pycose_algorithms._EcdhHkdf._ecdh.__func__
 
     def _ecdh(cls, curve, private_key, public_key):  # type: ignore[no-untyped-def]
@@ -50,6 +55,8 @@ def pycose_x25519(monkeypatch: pytest.MonkeyPatch) -> None:
         return original(cls, curve, private_key, public_key)
 
     monkeypatch.setattr(pycose_algorithms._EcdhHkdf, "_ecdh", classmethod(_ecdh))
+    # compute_cek checks both keys with isinstance(key, EC2Key); the module name is all it uses
+    monkeypatch.setattr(pycose_recipient, "EC2Key", (EC2Key, OKPKey))
 
 
 def test_the_index_lists_every_party_and_one_envelope_per_type_and_suite(vectors) -> None:
@@ -82,6 +89,8 @@ def test_pycose_opens_every_envelope_and_verifies_the_inner_signature(vectors, s
         encrypted = CoseMessage.decode((out / env["file"]).read_bytes())
         assert isinstance(encrypted, EncMessage)
         [rcpt] = encrypted.recipients
+        if suite == "compact":  # ECDH-ES + HKDF-256: the content key is agreed, nothing wrapped
+            assert isinstance(rcpt, pycose_recipient.DirectKeyAgreement) and rcpt.payload == b""
         rcpt.key = CoseKey.from_pem_private_key((out / recipient["agreement_key"]).read_text())
         inner = encrypted.decrypt(rcpt)
 
