@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import IO, Any
 
 
+#: one encoder for every line (``json.dumps`` with options builds a new one per call)
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
 class TraceWriter:
     """Implements the actors' ``Tracer`` port; writes JSON lines (or only keeps a tail)."""
 
@@ -30,12 +34,10 @@ class TraceWriter:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def record(self, kind: str, **fields: Any) -> None:
-        event: dict[str, Any] = {"i": self.count, "t_s": round(self._now_s(), 6), "kind": kind}
-        event.update(fields)
+        event: dict[str, Any] = {"i": self.count, "t_s": round(self._now_s(), 6), "kind": kind, **fields}
         self.count += 1
         if self._file is not None:
-            self._file.write(json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str))
-            self._file.write("\n")
+            self._file.write(_encode(event) + "\n")
         if self.events is not None:
             self.events.append(event)
         for listener in self.listeners:

@@ -143,6 +143,7 @@ class _Partial:
 
 
 _Key = tuple[str, int, int]
+_NEVER_S = float("inf")
 
 
 class Reassembler:
@@ -175,8 +176,11 @@ class Reassembler:
         # insertion order == arrival order of first parts (now_s is monotone)
         self._pending: OrderedDict[_Key, _Partial] = OrderedDict()
         self._per_sender: dict[str, OrderedDict[_Key, None]] = {}
-        # recently completed messages: key -> (forget_at_s, the part SMS), for duplicates
-        self._done: OrderedDict[_Key, tuple[float, frozenset[bytes]]] = OrderedDict()
+        # recently completed messages: key -> (forget_at_s, their parts' payloads by
+        # number), so a late duplicate part is recognised
+        self._done: OrderedDict[_Key, tuple[float, dict[int, bytes]]] = OrderedDict()
+        #: no partial message times out and no completed one is forgotten before this
+        self._next_expiry_s = _NEVER_S
 
     @property
     def pending(self) -> int:
@@ -191,45 +195,49 @@ class Reassembler:
         """
         counters = self.counters
         counters.sms += 1
-        self.expire(now_s)
+        if now_s >= self._next_expiry_s:
+            self.expire(now_s)
         sms = bytes(sms)
-        try:
-            part = parse_part(sms)
-        except MalformedMessage:
-            counters.malformed += 1
-            raise
-        if part is None:
+        length = len(sms)
+        if length <= SMS_OCTETS and sms[:3] != UDH_PREFIX:
             counters.completed += 1
             return sms
-        key = (sender, part.ref, part.total)
+        # parse_part's checks, inlined for the common case: this runs for every part a
+        # handset receives; anything unusual goes through parse_part for its error
+        if length > SMS_OCTETS or length <= UDH_OCTETS or not 1 <= sms[5] <= sms[4]:
+            try:
+                parse_part(sms)
+            except MalformedMessage:
+                counters.malformed += 1
+                raise
+        ref, total, seq = sms[3], sms[4], sms[5]
+        payload = sms[UDH_OCTETS:]
+        key = (sender, ref, total)
         done = self._done.get(key)
-        if done is not None and sms in done[1]:
+        if done is not None and done[1].get(seq) == payload:
             counters.duplicates += 1
             return None
         partial = self._pending.get(key)
         if partial is None:
-            partial = self._open(key, sender, part.total, now_s)
-        held = partial.parts.get(part.seq)
+            partial = self._open(key, sender, total, now_s)
+        parts = partial.parts
+        held = parts.get(seq)
         if held is not None:
-            if held == part.payload:
+            if held == payload:
                 counters.duplicates += 1
             else:
                 counters.conflicts += 1
             return None
-        partial.parts[part.seq] = part.payload
-        if len(partial.parts) < partial.total:
+        parts[seq] = payload
+        if len(parts) < partial.total:
             return None
         self._close(key)
-        parts = partial.parts
-        message = b"".join(parts[seq] for seq in range(1, partial.total + 1))
-        self._done[key] = (
-            now_s + self.timeout_s,
-            frozenset(
-                bytes((0x05, 0x00, 0x03, part.ref, part.total, seq)) + payload
-                for seq, payload in parts.items()
-            ),
-        )
+        message = b"".join([parts[i] for i in range(1, partial.total + 1)])
+        forget_at_s = now_s + self.timeout_s
+        self._done[key] = (forget_at_s, parts)
         self._done.move_to_end(key)
+        if forget_at_s < self._next_expiry_s:
+            self._next_expiry_s = forget_at_s
         while len(self._done) > self.max_pending_total:
             self._done.popitem(last=False)
         counters.completed += 1
@@ -253,6 +261,14 @@ class Reassembler:
             if forget_at_s > now_s:
                 break
             del done[key]
+        # both orders are by time (now_s never goes backwards): the next work is at the
+        # earlier of their heads
+        next_s = _NEVER_S
+        if pending:
+            next_s = next(iter(pending.values())).deadline_s
+        if done:
+            next_s = min(next_s, next(iter(done.values()))[0])
+        self._next_expiry_s = next_s
         return expired
 
     def _open(self, key: _Key, sender: str, total: int, now_s: float) -> _Partial:
@@ -267,6 +283,8 @@ class Reassembler:
             self.counters.evicted += 1
         partial = _Partial(sender=sender, total=total, deadline_s=now_s + self.timeout_s)
         self._pending[key] = partial
+        if partial.deadline_s < self._next_expiry_s:
+            self._next_expiry_s = partial.deadline_s
         mine[key] = None
         return partial
 
