@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 from mpay.ledger import Ledger
 
 _SCHEMA = """
@@ -22,9 +24,17 @@ CREATE TABLE IF NOT EXISTS party_state (
 """
 
 
-#: compact JSON with sorted keys (one canonical text per document); one encoder for every
-#: put: ``json.dumps`` with options builds a new one per call
-_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+#: the fallback for what orjson refuses (integers beyond 64 bits, non-string keys)
+_STDLIB_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def encode_document(value: dict) -> str:
+    """Compact JSON with sorted keys: one canonical text per document. orjson writes it
+    several times faster than the stdlib; a put happens 21 times per transaction."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return _STDLIB_JSON.encode(value)
 _UPSERT = (
     "INSERT INTO party_state (tbl, key, value) VALUES (?, ?, ?) "
     "ON CONFLICT (tbl, key) DO UPDATE SET value = excluded.value"
@@ -43,7 +53,7 @@ class SqliteStateStore:
         return cls(ledger)
 
     async def put(self, table: str, key: str, value: dict) -> None:
-        await self._ledger.execute(_UPSERT, (table, key, _JSON.encode(value)))
+        await self._ledger.execute(_UPSERT, (table, key, encode_document(value)))
 
     async def delete(self, table: str, key: str) -> None:
         await self._ledger.execute("DELETE FROM party_state WHERE tbl = ? AND key = ?", (table, key))
