@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -151,19 +152,29 @@ class Actor:
 
     # --- receive path -------------------------------------------------------------------
 
-    async def handle(self, item: object) -> None:
-        """The kernel's entry point: one mailbox item at a time."""
-        if type(item) is SmsArrival:  # by far the most frequent: every SMS part
-            await self._on_sms(item)
-            return
+    def handle(self, item: object) -> Coroutine[Any, Any, None] | None:
+        """The kernel's entry point, one mailbox item at a time: the coroutine that handles
+        ``item``, or ``None`` when the call did all there was to do (an SMS part that only
+        went into the reassembler: most items, so they cost no coroutine)."""
+        if not isinstance(item, SmsArrival):
+            return self._on_item(item)
+        # by far the most frequent item: every SMS part
+        try:
+            envelope = self.reassembler.add(item.sender_number, item.data, self.clock.now_s())
+        except ProtocolError as exc:
+            self.reject(exc, sender_number=item.sender_number)
+            return None
+        if envelope is None:
+            return None
+        return self._on_message(envelope, item.sender_number)
+
+    async def _on_item(self, item: object) -> None:
+        """A mailbox item other than an SMS: a timer, a parcel."""
         if isinstance(item, TimerFired):
             kind, _, key = item.name.partition(":")
             handler = getattr(self, f"on_timer_{kind}")
             self.tracer.record("timer", actor=self.party_id, timer=kind, contract_no=key or None)
             await handler(key)
-            return
-        if isinstance(item, SmsArrival):
-            await self._on_sms(item)
             return
         if isinstance(item, GoodsArrived):
             self.tracer.record(
@@ -173,29 +184,23 @@ class Actor:
             return
         raise TypeError(f"{self.party_id}: unexpected mailbox item {item!r}")
 
-    async def _on_sms(self, sms: SmsArrival) -> None:
-        try:
-            envelope = self.reassembler.add(sms.sender_number, sms.data, self.clock.now_s())
-        except ProtocolError as exc:
-            self.reject(exc, sender_number=sms.sender_number)
-            return
-        if envelope is None:
-            return
+    async def _on_message(self, envelope: bytes, sender_number: str) -> None:
+        """A whole message from ``sender_number``: open, check, trace, dispatch."""
         text = plain_text_of(envelope)
         if text is not None:
             self.untrusted_sms += 1
-            self.on_untrusted_sms(sms.sender_number, text)
+            self.on_untrusted_sms(sender_number, text)
             self.reject(
-                Unauthenticated(f"plain text SMS from {sms.sender_number}: shown as untrusted"),
-                sender_number=sms.sender_number,
+                Unauthenticated(f"plain text SMS from {sender_number}: shown as untrusted"),
+                sender_number=sender_number,
             )
             return
         try:
             opened = self.open(envelope)
-            self.check_sender_number(opened, sms.sender_number)
+            self.check_sender_number(opened, sender_number)
             self.check_replay(opened)
         except ProtocolError as exc:
-            self.reject(exc, sender_number=sms.sender_number)
+            self.reject(exc, sender_number=sender_number)
             return
         if self.opened_log is not None:
             self.opened_log.append(opened)
@@ -207,19 +212,19 @@ class Actor:
             contract_no=opened.contract_no,
             seq=opened.seq,
             bytes=len(envelope),
-            checks=self._passed_checks(opened, sms.sender_number),
+            checks=self._passed_checks(opened, sender_number),
         )
         handler = getattr(self, f"on_{opened.message_type}", None)
         if handler is None:
             self.reject(
                 UnknownParty(f"{self.role} does not accept {opened.message_type}"),
-                sender_number=sms.sender_number,
+                sender_number=sender_number,
             )
             return
         try:
             await handler(opened)
         except ProtocolError as exc:
-            self.reject(exc, sender_number=sms.sender_number, message_type=str(opened.message_type))
+            self.reject(exc, sender_number=sender_number, message_type=str(opened.message_type))
 
     def on_untrusted_sms(self, sender_number: str, text: str) -> None:
         """A plain text SMS: traced as untrusted and never acted upon. A handset also shows
@@ -295,11 +300,10 @@ class Actor:
             f"seq {opened.seq} of {opened.sender_id} not seen before; sent {age_s:.0f} s ago,"
             f" window ±{self.replay.window_s:.0f} s"
         )
-        return [
-            *({"name": c.name, "ok": c.ok, "detail": c.detail} for c in opened.checks),
-            {"name": "sender_number", "ok": True, "detail": number},
-            {"name": "replay", "ok": True, "detail": replay},
-        ]
+        checks = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in opened.checks]
+        checks.append({"name": "sender_number", "ok": True, "detail": number})
+        checks.append({"name": "replay", "ok": True, "detail": replay})
+        return checks
 
     def reject(self, exc: ProtocolError, **fields: object) -> None:
         self.rejections[exc.reason] += 1
@@ -359,16 +363,17 @@ class Actor:
             include_sender_cert=include_certificate,
         )
         contract_no = contract_no_of(message) or txn_key
+        message_type = str(message.TYPE)
         self.tracer.record(
             "sms_sent",
             actor=self.party_id,
             to=recipient_id,
-            type=str(message.TYPE),
+            type=message_type,
             contract_no=contract_no,
             seq=seq,
             bytes=len(envelope),
         )
-        meta = SendMeta(message_type=str(message.TYPE), contract_no=contract_no)
+        meta = SendMeta(message_type=message_type, contract_no=contract_no)
         return Outgoing(recipient_id, envelope, meta, seq)
 
     # --- the outbox: SMS of a step that survive a crash ------------------------------------

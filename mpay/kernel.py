@@ -1,7 +1,8 @@
 """Virtual time: a discrete-event kernel that moves the clock only when every actor is idle.
 
-Each actor has a bounded mailbox and a handler awaited on one item at a time. The kernel keeps a heap of timed events (network deliveries, timers,
-scheduled posts) ordered by ``(at_s, sequence number)``. :meth:`Kernel.run` repeats:
+Each actor has a bounded mailbox and a handler run on one item at a time. The kernel keeps
+a heap of timed events (network deliveries, timers, scheduled posts) ordered by
+``(at_s, sequence number)``. :meth:`Kernel.run` repeats:
 
 1. wait until no mailbox item is in flight (queued, or its handler still running,
    including a handler awaiting ledger I/O in a thread);
@@ -17,7 +18,10 @@ handler's coroutine itself, right after the event that delivered its item, and o
 the coroutine really suspends (ledger I/O in a thread, a lock) does it hand the rest to an
 asyncio task, which goes on with the actor's next items when it is done. That saves two
 event-loop round trips per SMS part; the order of handling is the same as with one
-long-lived task per actor.
+long-lived task per actor. A handler may also do the whole work in the call and return
+``None`` instead of a coroutine (an actor does that for an SMS part that only goes into
+its reassembler), and an event nobody will cancel (:meth:`Kernel.fire_at`, every SMS
+part's arrival) needs no handle.
 
 With ``speed`` set (real-time mode, for live demos) the kernel also sleeps before each
 event until the wall clock reaches ``event time / speed``; the order of events, and so
@@ -35,7 +39,7 @@ import asyncio
 import heapq
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +69,9 @@ DEFAULT_STALL_TIMEOUT_S = 300.0
 
 _INF = float("inf")
 
-Handler = Callable[[object], Awaitable[None]]
+#: an actor's handler: a coroutine to run for the item, or ``None`` when the call itself
+#: handled it (most SMS parts only go into a reassembler: no coroutine to create and run)
+Handler = Callable[[object], Coroutine[Any, Any, None] | None]
 
 
 class KernelError(Exception):
@@ -120,42 +126,51 @@ class KernelStats:
     handler_errors: int = 0
 
 
+#: an entry of the kernel's heap: ``[at_s, seq, callback or None (cancelled), args]``; a
+#: list, so that cancelling can change it in place (it stays in the heap, lazily)
+_Event = list
+
+_AT_S, _CALLBACK, _ARGS = 0, 2, 3
+
+
 class EventHandle:
     """A scheduled event; :meth:`cancel` makes it a no-op (it stays in the heap, lazily)."""
 
-    __slots__ = ("at_s", "callback", "args")
+    __slots__ = ("_event",)
 
-    def __init__(self, at_s: float, callback: Callable[..., None] | None, args: tuple) -> None:
-        self.at_s = at_s
-        self.callback = callback
-        self.args = args
+    def __init__(self, event: _Event) -> None:
+        self._event = event
+
+    @property
+    def at_s(self) -> float:
+        return self._event[_AT_S]
+
+    @property
+    def callback(self) -> Callable[..., None] | None:
+        return self._event[_CALLBACK]
+
+    @property
+    def args(self) -> tuple:
+        return self._event[_ARGS]
 
     def cancel(self) -> None:
-        self.callback = None
-        self.args = ()
+        self._event[_CALLBACK] = None
+        self._event[_ARGS] = ()
 
     @property
     def cancelled(self) -> bool:
-        return self.callback is None
-
-
-class _Mailbox:
-    """A bounded FIFO with one reader (the actor); cheaper than asyncio.Queue."""
-
-    __slots__ = ("items", "size")
-
-    def __init__(self, size: int) -> None:
-        self.items: deque[object] = deque()
-        self.size = size
+        return self._event[_CALLBACK] is None
 
 
 class _Actor:
-    __slots__ = ("actor_id", "handler", "mailbox", "task", "mailbox_full", "ready")
+    __slots__ = ("actor_id", "handler", "mailbox", "mailbox_size", "task", "mailbox_full", "ready")
 
     def __init__(self, actor_id: str, handler: Handler, mailbox_size: int) -> None:
         self.actor_id = actor_id
         self.handler = handler
-        self.mailbox = _Mailbox(mailbox_size)
+        #: a bounded FIFO with one reader (the actor); cheaper than asyncio.Queue
+        self.mailbox: deque[object] = deque()
+        self.mailbox_size = mailbox_size
         #: the task finishing a handler that suspended (None: the actor is not waiting)
         self.task: asyncio.Task[None] | None = None
         self.mailbox_full = 0
@@ -216,7 +231,7 @@ class Kernel:
         #: every exception a handler raised, in order
         self.errors: list[HandlerError] = []
         self._now_s = 0.0
-        self._heap: list[tuple[float, int, EventHandle]] = []
+        self._heap: list[_Event] = []
         self._seq = 0
         self._actors: dict[str, _Actor] = {}
         self._timers: dict[tuple[str, str], EventHandle] = {}
@@ -225,7 +240,6 @@ class Kernel:
         self._in_event = False  # inside run()'s event callback: it drains the ready queue
         self._drain_handle: asyncio.Handle | None = None
         self._idle: asyncio.Future[None] | None = None
-        self._progress = 0  # items finished, for the stall watchdog
         self._running = False
         self._closed = False
 
@@ -271,8 +285,9 @@ class Kernel:
     def add_actor(
         self, actor_id: str, handler: Handler, mailbox_size: int = DEFAULT_MAILBOX_SIZE
     ) -> None:
-        """Register an actor: ``handler(item)`` is awaited for each mailbox item, one at a
-        time, by a task of its own (started by :meth:`run`, or at once if running)."""
+        """Register an actor: ``handler(item)`` is called for each mailbox item, one at a
+        time; what it returns, a coroutine, is run to its end before the next item (``None``:
+        the call handled the item itself)."""
         if actor_id in self._actors:
             raise DuplicateActor(f"actor {actor_id!r} added twice")
         if mailbox_size < 1:
@@ -305,11 +320,11 @@ class Kernel:
         if actor is None:
             raise UnknownActor(actor_id)
         mailbox = actor.mailbox
-        if len(mailbox.items) >= mailbox.size:
+        if len(mailbox) >= actor.mailbox_size:
             actor.mailbox_full += 1
             self.stats.mailbox_full += 1
             return False
-        mailbox.items.append(item)
+        mailbox.append(item)
         self._in_flight += 1
         self.stats.delivered += 1
         if actor.task is None and not actor.ready:
@@ -347,14 +362,22 @@ class Kernel:
         """Call ``callback(*args)`` at virtual time ``at_s`` (not before now). Events at
         equal times run in the order they were scheduled. The callback runs in the kernel
         loop; it must not block or await (put items in mailboxes with :meth:`deliver`)."""
+        return EventHandle(self._push(at_s, callback, args))
+
+    def fire_at(self, at_s: float, callback: Callable[..., None], *args: Any) -> None:
+        """:meth:`schedule` for an event nobody will cancel: no handle to make (the network
+        schedules every SMS part's arrival this way)."""
+        self._push(at_s, callback, args)
+
+    def _push(self, at_s: float, callback: Callable[..., None], args: tuple) -> _Event:
         if at_s < self._now_s:
             at_s = self._now_s
         elif not at_s < _INF:  # NaN or infinity would corrupt the heap
             raise ValueError(f"event time {at_s} is not a finite number of seconds")
-        handle = EventHandle(at_s, callback, args)
         self._seq += 1
-        heapq.heappush(self._heap, (at_s, self._seq, handle))
-        return handle
+        event = [at_s, self._seq, callback, args]
+        heapq.heappush(self._heap, event)
+        return event
 
     def call_later(self, delay_s: float, callback: Callable[..., None], *args: Any) -> EventHandle:
         """:meth:`schedule` at ``now_s() + delay_s``."""
@@ -363,9 +386,9 @@ class Kernel:
     def next_event_s(self) -> float | None:
         """Time of the next live event, or ``None`` if there is none."""
         heap = self._heap
-        while heap and heap[0][2].callback is None:
+        while heap and heap[0][_CALLBACK] is None:
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return heap[0][_AT_S] if heap else None
 
     @property
     def in_flight(self) -> int:
@@ -405,13 +428,13 @@ class Kernel:
                 if self._in_flight:
                     self._idle = loop.create_future()
                     await self._idle
+                    self._idle = None
                 if stop is not None and stop():
                     break
                 if not heap:
                     break
-                at_s, _, handle = heap[0]
-                callback = handle.callback
-                if callback is None:
+                at_s, _, callback, args = heap[0]
+                if callback is None:  # cancelled
                     heappop(heap)
                     continue
                 if until_s is not None and at_s > until_s:
@@ -426,7 +449,7 @@ class Kernel:
                 stats.events += 1
                 self._in_event = True
                 try:
-                    callback(*handle.args)
+                    callback(*args)
                 finally:
                     self._in_event = False
                 if self._ready:
@@ -474,11 +497,14 @@ class Kernel:
     def _run_actor(self, actor: _Actor) -> None:
         """Run the actor's handler on its items, one at a time, until the mailbox is empty
         or a handler suspends (its rest then runs in a task that goes on from there)."""
-        items = actor.mailbox.items
+        items = actor.mailbox
         while items and actor.task is None:
             item = items.popleft()
             try:
                 coro = actor.handler(item)
+                if coro is None:  # handled by the call itself
+                    self._finished()
+                    continue
                 first = coro.send(None)
             except StopIteration:
                 self._finished()
@@ -505,8 +531,8 @@ class Kernel:
             self._run_actor(actor)
 
     def _finished(self) -> None:
+        """One mailbox item (or spawned task) is done; wake run() when none is in flight."""
         self._in_flight -= 1
-        self._progress += 1
         self.stats.handled += 1
         if self._in_flight == 0:
             idle = self._idle
@@ -526,7 +552,7 @@ class Kernel:
         while True:
             await asyncio.sleep(timeout_s)
             idle = self._idle
-            if idle is not None and not idle.done() and self._progress == seen:
+            if idle is not None and not idle.done() and self.stats.handled == seen:
                 busy = sorted(a.actor_id for a in self._actors.values() if a.task is not None)
                 idle.set_exception(
                     KernelStalled(
@@ -534,4 +560,4 @@ class Kernel:
                         f" t={self._now_s:g}s; busy: {', '.join(busy) or 'spawned tasks'}"
                     )
                 )
-            seen = self._progress
+            seen = self.stats.handled

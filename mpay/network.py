@@ -117,13 +117,23 @@ class LinkConfig:
 
     def delay_s(self, rng: random.Random) -> float:
         """One SMS's transit time, drawn from ``rng``."""
+        return self.delays_s(rng, 1)[0]
+
+    def delays_s(self, rng: random.Random, count: int) -> list[float]:
+        """The transit times of ``count`` SMS, drawn from ``rng`` one after the other (the
+        same as ``count`` calls of :meth:`delay_s`, in one call for all parts of a message)."""
+        latency_s = self.latency_s
         mean = self.jitter_mean_s
         if self.jitter == "none" or mean == 0:
-            return self.latency_s
+            return [latency_s] * count
         if self.jitter == "exponential":
-            return self.latency_s + rng.expovariate(1.0 / mean)
+            expovariate = rng.expovariate
+            rate = 1.0 / mean
+            return [latency_s + expovariate(rate) for _ in range(count)]
+        lognormvariate = rng.lognormvariate
         sigma = self.jitter_sigma
-        return self.latency_s + rng.lognormvariate(math.log(mean) - sigma * sigma / 2, sigma)
+        mu = math.log(mean) - sigma * sigma / 2
+        return [latency_s + lognormvariate(mu, sigma) for _ in range(count)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,9 +325,24 @@ class SmsNetwork:
             if by_contract is None:
                 by_contract = self.by_contract[meta.contract_no] = TrafficCounters()
             by_contract.add(n, octets)
-        now_s = self.kernel.now_s()
-        for data in parts:
-            self._on_air(AirSms(now_s, sender.number, recipient.number, data))
+        kernel = self.kernel
+        now_s = kernel.now_s()
+        sender_number = sender.number
+        recipient_number = recipient.number
+        config = self.link(sender_id, recipient_id)
+        listened = bool(self._taps) or self.adversary is not None
+        if listened or config.loss or config.duplicate or config.in_order:
+            for data in parts:
+                self._on_air(AirSms(now_s, sender_number, recipient_number, data))
+            return
+        # Nobody listens and the link only delays: what _on_air and _transmit would do,
+        # without their per-part work (the same latency draw per part, in the same order).
+        deliver = self._deliver
+        for data, delay_s in zip(parts, config.delays_s(self.rng, n)):
+            at_s = now_s + delay_s
+            kernel.fire_at(
+                at_s, deliver, recipient_id, SmsArrival(sender_number, recipient_number, data, at_s)
+            )
 
     # --- the air -----------------------------------------------------------------------
 
@@ -332,7 +357,7 @@ class SmsNetwork:
         if len(data) > SMS_OCTETS:
             raise NotAnSms(f"{len(data)} octets do not fit in one SMS ({SMS_OCTETS})")
         at_s = self.kernel.now_s() if at_s is None else at_s
-        self.kernel.schedule(at_s, self._inject_now, sender_number, recipient_number, data)
+        self.kernel.fire_at(at_s, self._inject_now, sender_number, recipient_number, data)
 
     def _inject_now(self, sender_number: str, recipient_number: str, data: bytes) -> None:
         sms = AirSms(self.kernel.now_s(), sender_number, recipient_number, data)
@@ -395,15 +420,21 @@ class SmsNetwork:
                 pair = (sms.sender_number, sms.recipient_number)
                 at_s = max(at_s, self._last_arrival.get(pair, at_s))
                 self._last_arrival[pair] = at_s
-            kernel.schedule(at_s, self._arrive, sms)
+            kernel.fire_at(at_s, self._arrive, sms)
 
     def _arrive(self, sms: AirSms) -> None:
         recipient = self._by_number.get(sms.recipient_number)
         if recipient is None:
             self.counters.undeliverable += 1
             return
-        arrival = SmsArrival(sms.sender_number, sms.recipient_number, sms.data, self.kernel.now_s())
-        if self.kernel.deliver(recipient.party_id, arrival):
+        self._deliver(
+            recipient.party_id,
+            SmsArrival(sms.sender_number, sms.recipient_number, sms.data, self.kernel.now_s()),
+        )
+
+    def _deliver(self, party_id: str, arrival: SmsArrival) -> None:
+        """Put one SMS in the recipient's mailbox (its arrival time is now), counted."""
+        if self.kernel.deliver(party_id, arrival):
             self.counters.delivered += 1
         else:
             self.counters.mailbox_full += 1

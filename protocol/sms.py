@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from typing import NoReturn
 
 from protocol.errors import MalformedMessage, MessageTooLarge
 
@@ -40,6 +41,9 @@ MAX_PARTS = 255
 MAX_MESSAGE_OCTETS = PART_PAYLOAD_OCTETS * MAX_PARTS
 #: the first three octets of every concatenated part: UDHL, IEI, IEDL
 UDH_PREFIX = b"\x05\x00\x03"
+
+#: each octet value as a one-octet bytes object (headers are assembled from them)
+_OCTET = [bytes((value,)) for value in range(256)]
 
 #: default bound on partial messages kept for one sender
 DEFAULT_MAX_PENDING_PER_SENDER = 64
@@ -75,9 +79,9 @@ def segment(data: bytes, ref: int) -> list[bytes]:
             f" (limit {MAX_MESSAGE_OCTETS} octets)"
         )
     total = max(1, -(-length // PART_PAYLOAD_OCTETS))
+    header = UDH_PREFIX + _OCTET[ref] + _OCTET[total]  # all but the part's number
     return [
-        bytes((0x05, 0x00, 0x03, ref, total, seq + 1))
-        + data[seq * PART_PAYLOAD_OCTETS : (seq + 1) * PART_PAYLOAD_OCTETS]
+        header + _OCTET[seq + 1] + data[seq * PART_PAYLOAD_OCTETS : (seq + 1) * PART_PAYLOAD_OCTETS]
         for seq in range(total)
     ]
 
@@ -197,20 +201,19 @@ class Reassembler:
         counters.sms += 1
         if now_s >= self._next_expiry_s:
             self.expire(now_s)
-        sms = bytes(sms)
+        if type(sms) is not bytes:
+            sms = bytes(sms)
         length = len(sms)
-        if length <= SMS_OCTETS and sms[:3] != UDH_PREFIX:
+        if sms[:3] != UDH_PREFIX and length <= SMS_OCTETS:
             counters.completed += 1
             return sms
         # parse_part's checks, inlined for the common case: this runs for every part a
         # handset receives; anything unusual goes through parse_part for its error
-        if length > SMS_OCTETS or length <= UDH_OCTETS or not 1 <= sms[5] <= sms[4]:
-            try:
-                parse_part(sms)
-            except MalformedMessage:
-                counters.malformed += 1
-                raise
+        if length > SMS_OCTETS or length <= UDH_OCTETS:
+            self._refuse(sms)
         ref, total, seq = sms[3], sms[4], sms[5]
+        if not 1 <= seq <= total:
+            self._refuse(sms)
         payload = sms[UDH_OCTETS:]
         key = (sender, ref, total)
         done = self._done.get(key)
@@ -243,6 +246,12 @@ class Reassembler:
         counters.completed += 1
         counters.concatenated += 1
         return message
+
+    def _refuse(self, sms: bytes) -> NoReturn:
+        """Count ``sms`` as malformed and raise :func:`parse_part`'s error for it."""
+        self.counters.malformed += 1
+        parse_part(sms)
+        raise AssertionError(f"parse_part accepted an SMS that add refused: {sms.hex()}")
 
     def expire(self, now_s: float) -> int:
         """Discard partial messages whose timeout has passed; return how many."""

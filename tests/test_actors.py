@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from actors.ports import SmsArrival
 from mpay.scenario import parse_scenario
 from mpay.world import World
 from protocol import messages as m
+from protocol.sms import segment
 
 BASE = {
     "name": "actors",
@@ -138,3 +140,25 @@ async def test_customer_refuses_a_confirmation_request_for_another_contract(worl
     # the genuine request was confirmed; the odd one changed nothing
     assert summary["transactions"][0]["outcome"] == "settled"
     assert summary["parties"]["alice"]["wallet"] == 26_000
+
+
+async def test_sms_parts_are_taken_in_the_call_and_the_message_is_awaited(world: World) -> None:
+    """``Actor.handle`` does a part's work (reassembly) in the call and returns ``None``; the
+    part completing a message returns the coroutine that opens and handles it."""
+    shop, pc = world.merchants["shop"], world.payment_center
+    request = m.PaymentRequest(
+        contract_no="SHOP-999999",
+        contract=_contract(world, "shop:nobody"),
+        customer_phone="13700000000",
+    )
+    parts = segment(shop.seal_outgoing("mpc", request).envelope, 77)
+    assert len(parts) > 2
+    now_s = world.kernel.now_s()
+    arrivals = [SmsArrival(shop.number, pc.number, part, now_s) for part in parts]
+    assert [pc.handle(a) for a in arrivals[:-1]] == [None] * (len(parts) - 1)
+    assert pc.rejections["unknown_party"] == 0
+    await pc.handle(arrivals[-1])
+    assert pc.rejections["unknown_party"] == 1  # opened, checked and refused by the handler
+    bad_header = b"\x05\x00\x03\x01\x02\x03!"  # part 3 of 2
+    assert pc.handle(SmsArrival(shop.number, pc.number, bad_header, now_s)) is None
+    assert pc.rejections["malformed"] == 1

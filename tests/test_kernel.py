@@ -289,3 +289,48 @@ async def test_wiring_errors() -> None:
     with pytest.raises(ValueError):
         kernel.schedule(float("nan"), print)
     await kernel.close()
+
+
+async def test_handler_may_handle_an_item_in_the_call() -> None:
+    """A handler returning ``None`` did the work itself; mixed with coroutines, the order of
+    handling and the in-flight bookkeeping are the same."""
+    log: list = []
+    kernel = Kernel(EPOCH)
+
+    def handle(item: object):
+        if item == "bad":
+            raise RuntimeError("boom")
+        if isinstance(item, int):
+            log.append(("sync", kernel.now_s(), item))
+            return None
+        return recorder(kernel, log, "a")(item)
+
+    kernel.add_actor("a", handle)
+    for n, item in enumerate([1, "two", 3, "bad", "five", 6]):
+        kernel.post("a", item, at_s=float(n))
+    await kernel.run(raise_errors=False)
+    await kernel.close()
+    assert log == [
+        ("sync", 0.0, 1), (1.0, "a", "two"), ("sync", 2.0, 3), (4.0, "a", "five"), ("sync", 5.0, 6)
+    ]
+    assert kernel.in_flight == 0
+    assert (kernel.stats.handled, kernel.stats.handler_errors) == (6, 1)
+
+
+async def test_fire_at_runs_like_schedule_in_one_order() -> None:
+    kernel = Kernel(EPOCH)
+    ran: list = []
+    kernel.schedule(5.0, ran.append, "scheduled first")
+    kernel.fire_at(5.0, ran.append, "fired second")
+    kernel.fire_at(2.0, ran.append, "fired early")
+    cancelled = kernel.schedule(3.0, ran.append, "cancelled")
+    cancelled.cancel()
+    assert cancelled.cancelled and cancelled.at_s == 3.0
+    kernel.fire_at(-1.0, ran.append, "past: now")
+    with pytest.raises(ValueError):
+        kernel.fire_at(float("nan"), ran.append, "never")
+    assert kernel.next_event_s() == 0.0
+    await kernel.run()
+    await kernel.close()
+    assert ran == ["past: now", "fired early", "scheduled first", "fired second"]
+    assert kernel.stats.events == 4

@@ -194,6 +194,38 @@ async def test_taps_see_every_sms_on_the_air_and_no_meta() -> None:
     assert all(b"C-1" not in s.data and b"payment_request" not in s.data for s in heard)
 
 
+@pytest.mark.parametrize("jitter", ["none", "exponential", "lognormal"])
+def test_delays_of_a_message_are_the_draws_of_its_parts_one_by_one(jitter: str) -> None:
+    link = LinkConfig(jitter=jitter, jitter_mean_s=1.5)
+    one_by_one, at_once = random.Random(5), random.Random(5)
+    assert [link.delay_s(one_by_one) for _ in range(7)] == link.delays_s(at_once, 7)
+    assert one_by_one.random() == at_once.random()  # and the generator is left the same
+
+
+async def _arrivals(listen: str) -> tuple[list[SmsArrival], dict[str, int]]:
+    """Three messages over the default link; ``listen``: nobody, a tap or a passive adversary."""
+    kernel, network, parties = world(9)
+    if listen == "tap":
+        network.add_tap(lambda sms: None)
+    elif listen == "adversary":
+        network.set_adversary(Scripted(lambda sms, net: [(0.0, sms)]))
+    for n in range(3):
+        kernel.schedule(n * 1.5, network.send, "alice", "mpc", envelope(n), META)
+        kernel.schedule(n * 1.5, network.send, "shop", "mpc", envelope(n, 90), META)
+    await kernel.run()
+    await kernel.close()
+    return parties["mpc"].arrivals, network.counters.as_dict()
+
+
+async def test_listening_on_the_air_changes_no_arrival() -> None:
+    """Without taps and adversary the network takes a shorter way; the arrivals (times,
+    order, octets) and counters are the same as when someone listens."""
+    alone = await _arrivals("nobody")
+    assert len(alone[0]) == 3 * 7 and alone[1]["delivered"] == 21
+    assert await _arrivals("tap") == alone
+    assert await _arrivals("adversary") == alone
+
+
 class Scripted:
     """An adversary that applies ``rule`` to every SMS and keeps what it saw."""
 

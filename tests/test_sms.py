@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -170,6 +171,26 @@ def test_malformed_header_is_rejected(sms: bytes) -> None:
     with pytest.raises(MalformedMessage):
         r.add("a", sms, 0.0)
     assert r.counters.malformed == 1
+
+
+def test_malformed_error_is_parse_parts() -> None:
+    for sms in (bytes(141), b"\x05\x00\x03\x01\x02\x03x"):
+        with pytest.raises(MalformedMessage) as expected:
+            parse_part(sms)
+        with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+            Reassembler(timeout_s=10).add("a", sms, 0.0)
+
+
+def test_buffers_are_taken_as_bytes_and_copied() -> None:
+    data = bytes(range(200))
+    first, second = (bytearray(p) for p in segment(data, 9))
+    r = Reassembler(timeout_s=10)
+    assert r.add("a", memoryview(first), 0.0) is None
+    first[-1] ^= 0xFF  # the handset keeps its own copy
+    message = r.add("a", second, 1.0)
+    assert type(message) is bytes and message == data
+    single = bytearray(b"\xd8\x60hello")
+    assert type(r.add("a", single, 2.0)) is bytes
 
 
 @settings(max_examples=60, deadline=None)
