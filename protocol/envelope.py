@@ -20,23 +20,22 @@ Layout (see "Envelope format" in docs/protocol.md for the byte budget)::
 
 Every CBOR item is deterministically encoded, and opening refuses anything that is not
 (trailing bytes, duplicate keys, non-shortest forms), so an altered byte cannot slip
-through as an "equivalent" encoding. Both directions build the fixed-shape COSE arrays
-from their parts (a tag, an array head, byte strings and a few small maps) instead of
-running the general CBOR encoder: sealing concatenates them, opening rebuilds the bytes
-from what it decoded and compares. Anything not in the shape sealing makes goes through
-the general checks (re-encode with cbor2 and compare), which name the flaw.
+through as an "equivalent" encoding. Both directions handle the fixed-shape COSE arrays
+by their parts (a tag, an array head, byte strings and a few small maps) instead of
+running the general CBOR encoder and decoder: sealing concatenates them, opening reads
+them back, accepting only the bytes sealing writes (every head in its shortest form).
+Anything not in the shape sealing makes goes through the general checks (decode with
+cbor2, re-encode and compare), which name the flaw.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import cbor2
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa, x25519
 
 from protocol import messages
 from protocol.errors import (
@@ -51,7 +50,7 @@ from protocol.errors import (
     UnsupportedAlgorithm,
     WrongRecipient,
 )
-from protocol.messages import Message, MessageType, decode_message, encode_message
+from protocol.messages import Message, MessageType, decode_message, encode_message, read_scalar
 from protocol.pki import (
     MAX_PARTY_ID_CHARS,
     CertInfo,
@@ -84,6 +83,7 @@ from protocol.suites import (
     ecdh_es_derive,
     ecdh_es_rederive,
     get_suite,
+    private_key_kind,
     rsa_oaep_unwrap,
     rsa_oaep_wrap,
     sign,
@@ -133,8 +133,11 @@ _SIGN1_PROTECTED_REQUIRED = frozenset({H_ALG, H_KID, H_TYPE, H_SENDER, H_RECIPIE
 _SIGN1_PROTECTED_ALLOWED = _SIGN1_PROTECTED_REQUIRED | {H_CONTRACT}
 
 
-@dataclass(frozen=True)
-class Check:
+# The per-message records are NamedTuples: immutable like a frozen dataclass, and built in a
+# fraction of its time (a frozen dataclass sets each field through object.__setattr__).
+
+
+class Check(NamedTuple):
     """One step of opening an envelope, for traces and the teaching demo."""
 
     name: str
@@ -145,8 +148,7 @@ class Check:
         return f"{self.name}: {self.detail}" if self.ok else f"{self.name}: FAILED ({self.detail})"
 
 
-@dataclass(frozen=True)
-class SignedHeaders:
+class SignedHeaders(NamedTuple):
     """The facts bound under the sender's signature."""
 
     message_type: str
@@ -157,8 +159,7 @@ class SignedHeaders:
     sent_unix_s: int
 
 
-@dataclass(frozen=True)
-class Opened:
+class Opened(NamedTuple):
     """A verified envelope: the message and everything that was checked."""
 
     message: Message
@@ -260,6 +261,17 @@ def _head(major: int, n: int) -> bytes:
     return bytes((major | 27,)) + n.to_bytes(8, "big")
 
 
+def _bstr_head(n: int) -> bytes:
+    """The head of a byte string of ``n`` bytes (major type 2, shortest length)."""
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    return b"\x5a" + n.to_bytes(4, "big")
+
+
 def _bstr(data: bytes) -> bytes:
     """The deterministic CBOR encoding of a byte string (major type 2, shortest length)."""
     n = len(data)
@@ -267,9 +279,7 @@ def _bstr(data: bytes) -> bytes:
         return bytes((0x40 | n,)) + data
     if n < 0x100:
         return bytes((0x58, n)) + data
-    if n < 0x10000:
-        return b"\x59" + n.to_bytes(2, "big") + data
-    return b"\x5a" + n.to_bytes(4, "big") + data
+    return _bstr_head(n) + data
 
 
 _UINT64_LIMIT = 1 << 64
@@ -339,9 +349,10 @@ def _sign1_protected_item(
         return None
 
 
-#: deterministic CBOR of the text string "Signature1" and of an empty byte string
-_SIGNATURE1_TSTR = b"\x6aSignature1"
+#: the Sig_structure up to its protected header: ["Signature1", (RFC 9052 §4.4); an empty byte string
+_SIG_STRUCTURE_HEAD = b"\x84\x6aSignature1"
 _EMPTY_BSTR = b"\x40"
+assert _dumps(["Signature1", b"", b"", b""]) == _SIG_STRUCTURE_HEAD + _EMPTY_BSTR * 3
 #: heads of the two tagged arrays: 18([ (4 items) and 96([ (4 items)
 _SIGN1_HEAD = _dumps(cbor2.CBORTag(TAG_COSE_SIGN1, [0, 0, 0, 0]))[:-4]
 _ENCRYPT_HEAD = _dumps(cbor2.CBORTag(TAG_COSE_ENCRYPT, [0, 0, 0, 0]))[:-4]
@@ -370,7 +381,9 @@ _X5CHAIN_LABEL = _dumps(H_X5CHAIN)
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     """``_dumps(["Signature1", protected, b"", payload])`` (RFC 9052 §4.4), built directly:
     it is computed twice per SMS and only its byte strings vary."""
-    return b"\x84" + _SIGNATURE1_TSTR + _bstr(protected) + _EMPTY_BSTR + _bstr(payload)
+    return b"".join(
+        (_SIG_STRUCTURE_HEAD, _bstr_head(len(protected)), protected, _EMPTY_BSTR, _bstr_head(len(payload)), payload)
+    )
 
 
 def _sign1_unprotected(x5chain: bytes | None, x5bag: bytes | None) -> bytes | None:
@@ -386,13 +399,40 @@ def _sign1_unprotected(x5chain: bytes | None, x5bag: bytes | None) -> bytes | No
 def _sign1_bytes(protected: bytes, unprotected: bytes, payload: bytes, signature: bytes) -> bytes:
     """``_dumps(CBORTag(18, [protected, unprotected, payload, signature]))`` with the
     unprotected header already encoded."""
-    return _SIGN1_HEAD + _bstr(protected) + unprotected + _bstr(payload) + _bstr(signature)
+    return b"".join((
+        _SIGN1_HEAD, _bstr_head(len(protected)), protected, unprotected, _bstr_head(len(payload)), payload,
+        _bstr_head(len(signature)), signature,
+    ))
 
 
 def _encrypt_bytes(protected: bytes, nonce: bytes, ciphertext: bytes, recipient: bytes) -> bytes:
     """``_dumps(CBORTag(96, [protected, {5: nonce}, ciphertext, [recipient]]))`` with the
     recipient already encoded (and a 12-byte nonce)."""
-    return _ENCRYPT_HEAD + _bstr(protected) + _IV_MAP_HEAD + nonce + _bstr(ciphertext) + _ONE_RECIPIENT + recipient
+    return b"".join((
+        _ENCRYPT_HEAD, _bstr_head(len(protected)), protected, _IV_MAP_HEAD, nonce, _bstr_head(len(ciphertext)),
+        ciphertext, _ONE_RECIPIENT, recipient,
+    ))
+
+
+# --- CBOR: the fixed shapes, read directly ---------------------------------------------------
+# Each reader (below, with opening) takes exactly the bytes the builders above make and returns
+# their parts, or None for anything else (then cbor2 decodes it and the general checks name the
+# flaw). A head is accepted only in its shortest form, as the builders write it, so a reader
+# accepts a byte string exactly when decoding it and building it again gives the same bytes.
+
+
+def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int] | None:
+    """The byte string at ``pos`` and the position after it, or None (as :func:`read_scalar`;
+    the short heads of signatures, keys and headers are read here)."""
+    head = data[pos]
+    if 0x40 <= head < 0x58:
+        start, end = pos + 1, pos + 1 + head - 0x40
+    elif head == 0x58 and data[pos + 1] >= 24:
+        start, end = pos + 2, pos + 2 + data[pos + 1]
+    else:
+        read = read_scalar(data, pos)
+        return read if read is not None and type(read[0]) is bytes else None  # type: ignore[return-value]
+    return (data[start:end], end) if end <= len(data) else None
 
 
 #: a few short, constant encodings (COSE_Encrypt and recipient protected headers, the
@@ -462,11 +502,9 @@ _ENC_PROTECTED: dict[int, bytes] = {alg: _dumps({H_ALG: alg}) for alg in CONTENT
 
 def _sign1_protected(alg: int, kid: bytes, headers: SignedHeaders) -> bytes:
     """The Sign1 protected header: the signed facts, deterministically encoded."""
-    message_type = str(headers.message_type)
-    built = _sign1_protected_item(
-        alg, kid, headers.contract_no, headers.seq, headers.recipient_id, headers.sender_id, message_type,
-        headers.sent_unix_s,
-    )
+    message_type, sender_id, recipient_id, contract_no, seq, sent_unix_s = headers
+    message_type = str(message_type)
+    built = _sign1_protected_item(alg, kid, contract_no, seq, recipient_id, sender_id, message_type, sent_unix_s)
     if built is not None:
         return built
     # headers of unusual types (sign_payload is public): cbor2 encodes them, or refuses
@@ -474,19 +512,18 @@ def _sign1_protected(alg: int, kid: bytes, headers: SignedHeaders) -> bytes:
         H_ALG: alg,
         H_KID: kid,
         H_TYPE: message_type,
-        H_SENDER: headers.sender_id,
-        H_RECIPIENT: headers.recipient_id,
-        H_SEQ: headers.seq,
-        H_SENT: headers.sent_unix_s,
+        H_SENDER: sender_id,
+        H_RECIPIENT: recipient_id,
+        H_SEQ: seq,
+        H_SENT: sent_unix_s,
     }
-    if headers.contract_no is not None:
-        protected_map[H_CONTRACT] = headers.contract_no
+    if contract_no is not None:
+        protected_map[H_CONTRACT] = contract_no
     return _dumps(protected_map)
 
 
-def _sign(headers: SignedHeaders, payload: bytes, sender: Identity, include_sender_cert: bool) -> bytes:
+def _sign(alg: int, headers: SignedHeaders, payload: bytes, sender: Identity, include_sender_cert: bool) -> bytes:
     info = _cert_info(sender.signing_cert)
-    alg = signature_alg_for(sender.signing_key)
     protected = _sign1_protected(alg, info.kid, headers)
     signature = sign(alg, sender.signing_key, _sig_structure(protected, payload))
     if not include_sender_cert:
@@ -511,7 +548,7 @@ def sign_payload(
     Low-level: :func:`seal` derives the headers from the message. Exposed for adversary
     scenarios (a legitimate party lying in its headers) and tests.
     """
-    return _sign(headers, payload, sender, include_sender_cert)
+    return _sign(signature_alg_for(sender.signing_key), headers, payload, sender, include_sender_cert)
 
 
 def _encrypt(inner: bytes, recipient: CertInfo, suite: Suite, random_bytes: RandomBytes) -> bytes:
@@ -570,7 +607,8 @@ def seal(
     receiver can learn it. Returns the tagged COSE_Encrypt bytes.
     """
     suite = get_suite(sender.suite if suite is None else suite) if not isinstance(suite, Suite) else suite
-    if signature_alg_for(sender.signing_key) != suite.signature_alg:
+    alg = signature_alg_for(sender.signing_key)
+    if alg != suite.signature_alg:
         raise UnsupportedAlgorithm(f"sender {sender.party_id}'s key does not sign with suite {suite.name}")
     if not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
         raise ValueError(f"seq must be an int in 0..{MAX_SEQ}")
@@ -578,14 +616,9 @@ def seal(
         raise ValueError(f"sent_unix_s must be an int in 0..{MAX_UNIX_S}")
     recipient = _cert_info(recipient_cert)
     headers = SignedHeaders(
-        message_type=str(message.message_type),
-        sender_id=sender.party_id,
-        recipient_id=recipient.party_id,
-        contract_no=messages.contract_no_of(message),
-        seq=seq,
-        sent_unix_s=sent_unix_s,
+        str(message.message_type), sender.party_id, recipient.party_id, messages.contract_no_of(message), seq, sent_unix_s
     )
-    inner = _sign(headers, encode_message(message), sender, include_sender_cert)
+    inner = _sign(alg, headers, encode_message(message), sender, include_sender_cert)
     envelope = _encrypt(inner, recipient, suite, random_bytes)
     if len(envelope) > MAX_ENVELOPE_BYTES:
         raise MessageTooLarge(f"envelope of {len(envelope)} bytes exceeds {MAX_ENVELOPE_BYTES}")
@@ -593,10 +626,6 @@ def seal(
 
 
 # --- opening: the COSE_Encrypt --------------------------------------------------------------
-
-#: the COSE_Encrypt protected headers sealing makes -> their content algorithm
-_CONTENT_ALG_OF_PROTECTED: dict[bytes, int] = {encoded: alg for alg, encoded in _ENC_PROTECTED.items()}
-
 
 class _EncryptParts(NamedTuple):
     """A COSE_Encrypt that passed every structural check."""
@@ -613,61 +642,57 @@ class _EncryptParts(NamedTuple):
     wrapped: bytes
 
 
-def _known_encrypt(outer: Any, data: bytes) -> _EncryptParts | None:
-    """The parts of an envelope in exactly the shape sealing makes, all checks passed, its
-    bytes rebuilt from them and found identical; None for anything else (then the general
-    checks run and name the flaw)."""
-    if type(outer) is not cbor2.CBORTag or outer.tag != TAG_COSE_ENCRYPT:
-        return None
-    body = outer.value
-    if type(body) is not list or len(body) != 4:
-        return None
-    protected, unprotected, ciphertext, recipients = body
-    if (
-        type(protected) is not bytes
-        or type(unprotected) is not dict
-        or type(ciphertext) is not bytes
-        or type(recipients) is not list
-        or len(recipients) != 1
-    ):
-        return None
-    content_alg = _CONTENT_ALG_OF_PROTECTED.get(protected)
-    nonce = unprotected.get(H_IV)
-    rcpt = recipients[0]
-    if (
-        content_alg is None
-        or len(unprotected) != 1
-        or type(nonce) is not bytes
-        or len(nonce) != GCM_NONCE_BYTES
-        or type(rcpt) is not list
-        or len(rcpt) != 3
-    ):
-        return None
-    r_protected, r_unprotected, wrapped = rcpt
-    if type(r_protected) is not bytes or type(r_unprotected) is not dict or type(wrapped) is not bytes:
-        return None
-    ephemeral_key = None
-    if r_protected == b"" and r_unprotected == _RSA_R_UNPROTECTED:
-        kd_alg = ALG_RSAES_OAEP_SHA256
-        recipient_item = _RSA_RECIPIENT_PREFIX + _bstr(wrapped)
-    elif r_protected == _R_PROTECTED_ECDH_ES and wrapped == b"" and content_alg == ALG_A128GCM:
-        epk = r_unprotected.get(H_EPHEMERAL_KEY)
-        if len(r_unprotected) != 1 or type(epk) is not dict or len(epk) != 3:
+#: how each envelope sealing makes begins, up to its IV (``96([<< {1: alg} >>, {5: ``) ->
+#: (that protected header, alg); all of one length
+_ENCRYPT_PREFIXES: dict[bytes, tuple[bytes, int]] = {
+    _ENCRYPT_HEAD + _bstr(protected) + _IV_MAP_HEAD: (protected, alg) for alg, protected in _ENC_PROTECTED.items()
+}
+_ENCRYPT_PREFIX_BYTES = len(next(iter(_ENCRYPT_PREFIXES)))
+assert all(len(prefix) == _ENCRYPT_PREFIX_BYTES for prefix in _ENCRYPT_PREFIXES)
+#: the one recipient of each kind up to its variable part: [h'', {1: -41}, (wrapped key) and
+#: [<< {1: -25} >>, {-1: {1: 1, -1: 4, -2: (32-byte ephemeral key)}}, h'' ]
+_RSA_RECIPIENT_HEAD = _ONE_RECIPIENT + _RSA_RECIPIENT_PREFIX
+_ECDH_ES_RECIPIENT_HEAD = _ONE_RECIPIENT + _ECDH_ES_RECIPIENT_PREFIX
+
+
+def _read_encrypt(data: bytes) -> _EncryptParts | None:
+    """The parts of an envelope in exactly the shape sealing makes (:func:`_encrypt_bytes`),
+    all checks passed; None for anything else (then the general checks run and name the flaw)."""
+    try:
+        known = _ENCRYPT_PREFIXES.get(data[:_ENCRYPT_PREFIX_BYTES])
+        if known is None:
             return None
-        ephemeral_key = epk.get(COSE_KEY_OKP_X)
-        if (
-            type(ephemeral_key) is not bytes
-            or len(ephemeral_key) != X25519_KEY_BYTES
-            or int.from_bytes(ephemeral_key, "little") >= X25519_P
-        ):
+        protected, content_alg = known
+        pos = _ENCRYPT_PREFIX_BYTES
+        nonce = data[pos : pos + GCM_NONCE_BYTES]
+        read = _read_bytes(data, pos + GCM_NONCE_BYTES)
+        if read is None:
             return None
-        kd_alg = ALG_ECDH_ES_HKDF_256
-        recipient_item = _ECDH_ES_RECIPIENT_PREFIX + ephemeral_key + _ECDH_ES_RECIPIENT_SUFFIX
-    else:
+        ciphertext, pos = read
+        if data.startswith(_RSA_RECIPIENT_HEAD, pos):
+            read = _read_bytes(data, pos + len(_RSA_RECIPIENT_HEAD))
+            if read is None or read[1] != len(data):
+                return None
+            return _EncryptParts(
+                protected, content_alg, nonce, ciphertext, ALG_RSAES_OAEP_SHA256, b"", None, read[0]
+            )
+        if data.startswith(_ECDH_ES_RECIPIENT_HEAD, pos) and content_alg == ALG_A128GCM:
+            pos += len(_ECDH_ES_RECIPIENT_HEAD)
+            ephemeral_key = data[pos : pos + X25519_KEY_BYTES]
+            pos += X25519_KEY_BYTES
+            if (
+                not data.startswith(_ECDH_ES_RECIPIENT_SUFFIX, pos)
+                or pos + len(_ECDH_ES_RECIPIENT_SUFFIX) != len(data)
+                or int.from_bytes(ephemeral_key, "little") >= X25519_P
+            ):
+                return None
+            return _EncryptParts(
+                protected, content_alg, nonce, ciphertext, ALG_ECDH_ES_HKDF_256, _R_PROTECTED_ECDH_ES,
+                ephemeral_key, b"",
+            )
         return None
-    if _encrypt_bytes(protected, nonce, ciphertext, recipient_item) != data:
+    except IndexError:  # cut off inside a head
         return None
-    return _EncryptParts(protected, content_alg, nonce, ciphertext, kd_alg, r_protected, ephemeral_key, wrapped)
 
 
 def _checked_encrypt(outer: Any) -> _EncryptParts:
@@ -764,20 +789,20 @@ def decrypt_envelope(data: bytes, *, recipient: Identity, max_bytes: int = MAX_E
     if len(data) > max_bytes:
         raise MessageTooLarge(f"envelope of {len(data)} bytes exceeds {max_bytes}")
     data = bytes(data)
-    outer = _decode(data, "envelope")
-    parts = _known_encrypt(outer, data)
+    parts = _read_encrypt(data)
     if parts is None:
+        outer = _decode(data, "envelope")
         _require_exact(outer, data, "envelope")
         parts = _checked_encrypt(outer)
     key = recipient.agreement_key
     if parts.key_distribution_alg == ALG_ECDH_ES_HKDF_256:
-        if not isinstance(key, x25519.X25519PrivateKey):
+        if private_key_kind(key) != "x25519":
             raise DecryptFailed("envelope uses ECDH-ES + HKDF-256 but this recipient has no X25519 key")
         cek = ecdh_es_rederive(key, parts.ephemeral_key, parts.content_alg, parts.recipient_protected)  # type: ignore[arg-type]
     else:
-        if not isinstance(key, rsa.RSAPrivateKey):
+        if private_key_kind(key) != "rsa":
             raise DecryptFailed("envelope uses RSA-OAEP but this recipient has no RSA key")
-        cek = rsa_oaep_unwrap(key, parts.wrapped)
+        cek = rsa_oaep_unwrap(key, parts.wrapped)  # type: ignore[arg-type]
         if len(cek) != CONTENT_KEY_BYTES[parts.content_alg]:
             raise DecryptFailed("unwrapped content key has the wrong length")
     inner = aead_decrypt(cek, parts.nonce, parts.ciphertext, _enc_structure(parts.protected))
@@ -787,54 +812,89 @@ def decrypt_envelope(data: bytes, *, recipient: Identity, max_bytes: int = MAX_E
 # --- opening: the COSE_Sign1 ----------------------------------------------------------------
 
 
-def _known_sign1_protected(protected_b: bytes) -> dict | None:
-    """The Sign1 protected header as sealing makes it (deterministic, only the expected
-    labels, every required one); None for anything else."""
+def _read_sign1_protected(protected_b: bytes) -> dict | None:
+    """The Sign1 protected header as sealing makes it (:func:`_sign1_protected_item`: only
+    the expected labels, every required one, in order, values of the types sealing gives
+    them); None for anything else."""
+    map_head = protected_b[:1]
+    if map_head == b"\xa7":
+        labels = _SIGN1_LABELS_WITHOUT_CONTRACT
+    elif map_head == b"\xa8":
+        labels = _SIGN1_LABELS
+    else:
+        return None
+    headers: dict[Any, Any] = {}
+    pos = 1
     try:
-        decoded = cbor2.loads(protected_b)
-    except Exception:  # the general path reports it
+        for label, label_item, value_type in labels:
+            if not protected_b.startswith(label_item, pos):
+                return None
+            read = read_scalar(protected_b, pos + len(label_item))
+            if read is None or type(read[0]) is not value_type:
+                return None
+            headers[label], pos = read
+    except IndexError:  # cut off after a label
         return None
-    if type(decoded) is not dict:
-        return None
-    get = decoded.get
-    contract_no = get(H_CONTRACT)
-    if len(decoded) != (len(_SIGN1_LABEL_ORDER) if contract_no is not None else len(_SIGN1_LABEL_ORDER) - 1):
-        return None
-    rebuilt = _sign1_protected_item(
-        get(H_ALG), get(H_KID), contract_no, get(H_SEQ), get(H_RECIPIENT), get(H_SENDER), get(H_TYPE), get(H_SENT)
+    return headers if pos == len(protected_b) else None
+
+
+#: the Sign1 protected labels in order: (label, its encoding, the type of its value)
+_SIGN1_LABELS = tuple(
+    zip(
+        _SIGN1_LABEL_ORDER,
+        (_L_ALG, _L_KID, _L_CONTRACT, _L_SEQ, _L_RECIPIENT, _L_SENDER, _L_TYPE, _L_SENT),
+        (int, bytes, str, int, str, str, str, int),
     )
-    return decoded if rebuilt == protected_b else None
+)
+_SIGN1_LABELS_WITHOUT_CONTRACT = tuple(entry for entry in _SIGN1_LABELS if entry[0] != H_CONTRACT)
 
 
-def _known_sign1(obj: Any, inner: bytes) -> tuple[bytes, dict, dict, bytes, bytes] | None:
-    """:func:`_parse_sign1`'s result for a Sign1 in exactly the shape sealing makes, its
-    bytes rebuilt and found identical; None for anything else."""
-    if type(obj) is not cbor2.CBORTag or obj.tag != TAG_COSE_SIGN1:
+def _read_sign1_parts(inner: bytes) -> tuple[bytes, dict, bytes, bytes] | None:
+    """(protected header bytes, unprotected header, payload, signature) of a Sign1 in
+    exactly the shape sealing makes (:func:`_sign1_bytes`); None for anything else."""
+    try:
+        if not inner.startswith(_SIGN1_HEAD):
+            return None
+        read = _read_bytes(inner, len(_SIGN1_HEAD))
+        if read is None:
+            return None
+        protected_b, pos = read
+        unprotected: dict[int, bytes] = {}
+        if inner.startswith(_NO_HEADERS, pos):
+            pos += len(_NO_HEADERS)
+        else:
+            if inner.startswith(_X5BAG_AND_CHAIN_HEAD, pos):
+                read = _read_bytes(inner, pos + len(_X5BAG_AND_CHAIN_HEAD))
+                if read is None or not inner.startswith(_X5CHAIN_LABEL, read[1]):
+                    return None
+                unprotected[H_X5BAG], pos = read[0], read[1] + len(_X5CHAIN_LABEL)
+            elif inner.startswith(_X5CHAIN_ONLY_HEAD, pos):
+                pos += len(_X5CHAIN_ONLY_HEAD)
+            else:
+                return None
+            read = _read_bytes(inner, pos)
+            if read is None:
+                return None
+            unprotected[H_X5CHAIN], pos = read
+        payload = _read_bytes(inner, pos)
+        if payload is None:
+            return None
+        signature = _read_bytes(inner, payload[1])
+        if signature is None or signature[1] != len(inner):
+            return None
+        return protected_b, unprotected, payload[0], signature[0]
+    except IndexError:  # cut off inside a head
         return None
-    body = obj.value
-    if type(body) is not list or len(body) != 4:
+
+
+def _read_sign1(inner: bytes) -> tuple[bytes, dict, dict, bytes, bytes] | None:
+    """:func:`_parse_sign1`'s result for a Sign1 in exactly the shape sealing makes; None
+    for anything else."""
+    parts = _read_sign1_parts(inner)
+    if parts is None:
         return None
-    protected_b, unprotected, payload, signature = body
-    if (
-        type(protected_b) is not bytes
-        or type(unprotected) is not dict
-        or type(payload) is not bytes
-        or type(signature) is not bytes
-        or len(unprotected) > 2
-    ):
-        return None
-    x5chain = unprotected.get(H_X5CHAIN)
-    x5bag = unprotected.get(H_X5BAG)
-    if (
-        len(unprotected) != (x5chain is not None) + (x5bag is not None)
-        or (x5chain is not None and type(x5chain) is not bytes)
-        or (x5bag is not None and type(x5bag) is not bytes)
-    ):
-        return None
-    unprotected_item = _sign1_unprotected(x5chain, x5bag)
-    if unprotected_item is None or _sign1_bytes(protected_b, unprotected_item, payload, signature) != inner:
-        return None
-    protected = _known_sign1_protected(protected_b)
+    protected_b, unprotected, payload, signature = parts
+    protected = _read_sign1_protected(protected_b)
     if protected is None:
         protected = _header_map(protected_b, "COSE_Sign1")
         _need_keys(protected, _SIGN1_PROTECTED_ALLOWED, _SIGN1_PROTECTED_REQUIRED, "COSE_Sign1 protected header")
@@ -842,10 +902,10 @@ def _known_sign1(obj: Any, inner: bytes) -> tuple[bytes, dict, dict, bytes, byte
 
 
 def _parse_sign1(inner: bytes) -> tuple[bytes, dict, dict, bytes, bytes]:
-    obj = _decode(inner, "COSE_Sign1")
-    known = _known_sign1(obj, inner)
+    known = _read_sign1(inner)
     if known is not None:
         return known
+    obj = _decode(inner, "COSE_Sign1")
     _require_exact(obj, inner, "COSE_Sign1")
     if not isinstance(obj, cbor2.CBORTag) or obj.tag != TAG_COSE_SIGN1:
         raise MalformedMessage("inner object is not a tagged COSE_Sign1 (tag 18)")
@@ -894,7 +954,7 @@ _SUITE_NAMES_MAX = 64
 
 def _suite_name(sig_alg: int, sender: CertInfo) -> str:
     """The suite an envelope was sealed in, named from its signature algorithm and key size."""
-    key_size = getattr(sender.public_key, "key_size", None) if sender.key_kind == "rsa" else None
+    key_size = sender.rsa_bits
     name = _SUITE_NAMES.get((sig_alg, key_size))
     if name is None:
         name = "other"
@@ -960,7 +1020,7 @@ def open_envelope(
             raise UnsupportedAlgorithm(f"signature algorithm {sig_alg!r} not accepted")
         if not isinstance(kid_, bytes) or len(kid_) != 32:
             raise MalformedMessage("kid must be 32 bytes (SHA-256 of the certificate)")
-        headers = _headers_from(protected)
+        message_type, sender_id, recipient_id, contract_no, seq, sent_unix_s = _headers_from(protected)
     except ProtocolError as exc:
         raise _failed(checks, "signature", exc) from exc
     learned = False
@@ -992,7 +1052,7 @@ def open_envelope(
 
     # --- certificate: chain (cached), validity, revocation
     try:
-        trust.check_chain(sender_info.cert)
+        trust.check_chain(sender_info)
     except ProtocolError as exc:
         raise _failed(checks, "chain", exc) from exc
     checks.append(_CHAIN_OK_ATTACHED if learned else _CHAIN_OK)
@@ -1009,27 +1069,27 @@ def open_envelope(
 
     # --- headers against certificates and payload
     try:
-        if headers.recipient_id != recipient.party_id:
-            raise WrongRecipient(f"addressed to {headers.recipient_id!r}, this is {recipient.party_id!r}")
-        if headers.sender_id != sender_info.party_id:
-            raise HeaderMismatch(f"sender header {headers.sender_id!r} but certificate of {sender_info.party_id!r}")
-        message = decode_message(headers.message_type, payload)
-        contract_no = messages.contract_no_of(message)
-        if contract_no != headers.contract_no:
-            raise HeaderMismatch(f"contract header {headers.contract_no!r} but payload says {contract_no!r}")
+        if recipient_id != recipient.party_id:
+            raise WrongRecipient(f"addressed to {recipient_id!r}, this is {recipient.party_id!r}")
+        if sender_id != sender_info.party_id:
+            raise HeaderMismatch(f"sender header {sender_id!r} but certificate of {sender_info.party_id!r}")
+        message = decode_message(message_type, payload)
+        payload_contract_no = messages.contract_no_of(message)
+        if payload_contract_no != contract_no:
+            raise HeaderMismatch(f"contract header {contract_no!r} but payload says {payload_contract_no!r}")
         model = type(message)
         if sender_info.role not in model.SENDER_ROLES:  # type: ignore[attr-defined]
-            raise HeaderMismatch(f"a {sender_info.role} may not send {headers.message_type}")
+            raise HeaderMismatch(f"a {sender_info.role} may not send {message_type}")
         if recipient.role not in model.RECIPIENT_ROLES:  # type: ignore[attr-defined]
-            raise HeaderMismatch(f"a {recipient.role} may not receive {headers.message_type}")
+            raise HeaderMismatch(f"a {recipient.role} may not receive {message_type}")
     except ProtocolError as exc:
         raise _failed(checks, "headers", exc) from exc
     checks.append(
         Check(
             "headers",
             True,
-            f"headers match ({headers.message_type} {sender_info.role} {headers.sender_id} -> "
-            f"{recipient.role} {headers.recipient_id}, seq {headers.seq})",
+            f"headers match ({message_type} {sender_info.role} {sender_id} -> "
+            f"{recipient.role} {recipient_id}, seq {seq})",
         )
     )
     if H_X5BAG in unprotected:
@@ -1044,11 +1104,11 @@ def open_envelope(
     return Opened(
         message=message,
         message_type=message.message_type,
-        sender_id=headers.sender_id,
-        recipient_id=headers.recipient_id,
-        contract_no=headers.contract_no,
-        seq=headers.seq,
-        sent_unix_s=headers.sent_unix_s,
+        sender_id=sender_id,
+        recipient_id=recipient_id,
+        contract_no=contract_no,
+        seq=seq,
+        sent_unix_s=sent_unix_s,
         sender_cert=sender_info.cert,
         sender_role=sender_info.role,
         suite=_suite_name(sig_alg, sender_info),

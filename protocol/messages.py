@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, get_args, get_origin
 
 import cbor2
 from pydantic import (
@@ -22,8 +22,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     ValidationError,
+    WrapSerializer,
     model_validator,
 )
 
@@ -101,35 +103,294 @@ def register(cls: type[Message]) -> type[Message]:
     return cls
 
 
-class _CanonicalEncoder(threading.local):
+class _KeptEncoder(threading.local):
     """One cbor2 encoder per thread, kept: ``cbor2.dumps`` spends about 3 µs per call
-    setting one up, more than encoding a whole message takes. It writes into a bytearray
-    (anything with a ``write`` method will do; ``protocol`` imports no I/O module)."""
+    setting one up, more than encoding a whole message takes. It collects the pieces written
+    in a list and joins them once (anything with a ``write`` method will do; ``protocol``
+    imports no I/O module)."""
 
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.write = self.buffer.extend
-        self.encoder = cbor2.CBOREncoder(self, canonical=True)
+    def __init__(self, canonical: bool) -> None:
+        self.canonical = canonical
+        self.pieces: list[bytes] = []
+        self.write = self.pieces.append
+        self.encoder = cbor2.CBOREncoder(self, canonical=canonical)
+
+    def encode(self, obj: Any) -> bytes:
+        self.pieces.clear()
+        try:
+            self.encoder.encode(obj)
+        except BaseException:
+            self.__init__(self.canonical)  # type: ignore[misc]  # a failed encoding may leave state behind
+            raise
+        return b"".join(self.pieces)
 
 
-_canonical = _CanonicalEncoder()
+_canonical = _KeptEncoder(canonical=True)
+#: writes maps in the order given: the deterministic encoding too when every map's keys are
+#: already in deterministic order and the rest are integers, strings, booleans, null and
+#: arrays (the canonical mode sorts each map by encoding every key apart, about half its time)
+_in_order = _KeptEncoder(canonical=False)
 
 
 def canonical_cbor(obj: Any) -> bytes:
     """``cbor2.dumps(obj, canonical=True)``, the same bytes and errors, faster."""
-    state = _canonical
-    state.buffer.clear()
+    return _canonical.encode(obj)
+
+
+# --- reading deterministic CBOR directly -----------------------------------------------------
+# cbor2 decodes and the canonical encoder checks; for the few item kinds our payloads and COSE
+# headers hold, reading the bytes in Python does both at once, and a reader that accepts only
+# shortest-form heads accepts exactly the deterministic encodings.
+
+#: major types (pre-shifted): unsigned and negative integer, byte and text string, array, map
+_UINT, _NINT, _BSTR, _TSTR, _ARRAY, _MAP = 0x00, 0x20, 0x40, 0x60, 0x80, 0xA0
+#: additional information 24..27 -> (bytes of argument that follow, smallest argument allowed)
+_LONG_ARGUMENTS = {24: (1, 24), 25: (2, 0x100), 26: (4, 0x10000), 27: (8, 0x100000000)}
+#: the simple values read: false, true, null
+_SIMPLE_VALUES: dict[int, Any] = {0xF4: False, 0xF5: True, 0xF6: None}
+
+
+def read_head(data: bytes, pos: int) -> tuple[int, int, int] | None:
+    """(major type, argument, position after the head) of the item at ``pos``, or None when
+    the head is not in its shortest form, is indefinite or reserved, or is cut off.
+    (IndexError when ``pos`` is past the end.)"""
+    initial = data[pos]
+    argument = initial & 0x1F
+    pos += 1
+    if argument >= 24:
+        long_form = _LONG_ARGUMENTS.get(argument)
+        if long_form is None:
+            return None
+        size, smallest = long_form
+        end = pos + size
+        argument = int.from_bytes(data[pos:end], "big")
+        if argument < smallest or end > len(data):
+            return None
+        pos = end
+    return initial & 0xE0, argument, pos
+
+
+def read_scalar(data: bytes, pos: int) -> tuple[Any, int] | None:
+    """The integer, byte string, text string, boolean or null at ``pos``, exactly as cbor2
+    decodes it, and the position after it; None for any other item, a head not in its
+    shortest form, a cut-off item or invalid UTF-8. (IndexError when cut off at ``pos`` or
+    right after it: callers catch it once for a whole structure.)"""
+    initial = data[pos]
+    if initial < 24:  # the commonest case, a small unsigned integer
+        return initial, pos + 1
+    if initial >= 0xE0:
+        return (_SIMPLE_VALUES[initial], pos + 1) if initial in _SIMPLE_VALUES else None
+    major = initial & 0xE0
+    argument = initial & 0x1F
+    if argument < 24:
+        pos += 1
+    elif argument == 24:  # one byte of argument follows
+        argument = data[pos + 1]
+        if argument < 24:
+            return None
+        pos += 2
+    else:
+        head = read_head(data, pos)
+        if head is None:
+            return None
+        _, argument, pos = head
+    if major == _UINT:
+        return argument, pos
+    if major == _NINT:
+        return -1 - argument, pos
+    end = pos + argument
+    if major > _TSTR or end > len(data):
+        return None
+    if major == _BSTR:
+        return data[pos:end], end
     try:
-        state.encoder.encode(obj)
-    except BaseException:
-        state.__init__()  # a failed encoding may leave state behind: start afresh
-        raise
-    return bytes(state.buffer)
+        return data[pos:end].decode("utf-8"), end
+    except UnicodeDecodeError:
+        return None
+
+
+# --- the deterministic encoding of our own models, without sorting --------------------------
+
+#: the types whose in-order and canonical encodings are the same bytes
+_PLAIN_SCALARS = frozenset({str, int, bytes, bool, type(None)})
+
+
+class _Layout(NamedTuple):
+    """How a model's fields appear in its deterministic CBOR map."""
+
+    model: type[BaseModel]
+    #: every field, in deterministic key order (shorter encoded key first, then bytewise)
+    names: tuple[str, ...]
+    #: fields that hold an integer, string, boolean or null (checked value by value)
+    scalars: tuple[str, ...]
+    #: fields that hold one nested model, and fields that hold a tuple of them
+    parts: tuple[tuple[str, _Layout], ...]
+    part_tuples: tuple[tuple[str, _Layout], ...]
+    #: the map's head, and per field in order: (name, its key's encoding, the layout of the
+    #: nested model or None, whether it is a tuple of them)
+    map_head: bytes
+    entries: tuple[tuple[str, bytes, _Layout | None, bool], ...]
+
+
+def _key_order(name: str) -> tuple[int, bytes]:
+    """The sort key cbor2's canonical mode gives a map key: its encoding's length, then its bytes."""
+    encoded = cbor2.dumps(name)
+    return len(encoded), encoded
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _layout_of(cls: type[BaseModel]) -> _Layout | None:
+    """The layout of ``cls``; None when ``model_dump`` would not give its fields as they are
+    (a serializer, an excluded or computed field) or a field holds a tuple of non-models."""
+    decorators = cls.__pydantic_decorators__
+    if (
+        decorators.field_serializers
+        or decorators.model_serializers
+        or cls.model_computed_fields
+        or cls.model_config.get("serialize_by_alias")
+    ):
+        return None
+    scalars: list[str] = []
+    nested: dict[str, tuple[_Layout, bool]] = {}
+    for name, field in cls.model_fields.items():
+        if (
+            field.exclude
+            or getattr(field, "exclude_if", None) is not None
+            or any(isinstance(meta, (PlainSerializer, WrapSerializer)) for meta in field.metadata)
+        ):
+            return None
+        annotation = field.annotation
+        args = get_args(annotation)
+        part = _model_in(annotation)
+        is_tuple = part is None and get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis
+        if is_tuple:
+            part = _model_in(args[0])
+            if part is None:
+                return None
+        if part is None:  # its values are checked one by one: anything but a plain scalar takes the general path
+            scalars.append(name)
+            continue
+        part_layout = _layout_of(part)
+        if part_layout is None:
+            return None
+        nested[name] = (part_layout, is_tuple)
+    names = tuple(sorted(cls.model_fields, key=_key_order))
+    return _Layout(
+        model=cls,
+        names=names,
+        scalars=tuple(scalars),
+        parts=tuple((name, layout) for name, (layout, is_tuple) in nested.items() if not is_tuple),
+        part_tuples=tuple((name, layout) for name, (layout, is_tuple) in nested.items() if is_tuple),
+        map_head=bytes((_MAP | len(names),)) if len(names) < 24 else b"",  # b"": never read directly
+        entries=tuple((name, cbor2.dumps(name), *nested.get(name, (None, False))) for name in names),
+    )
+
+
+def _plain_fields(model: BaseModel, layout: _Layout) -> dict[str, Any] | None:
+    """``model.model_dump()`` with every map's keys in deterministic order, or None when a
+    value is not of the plain types the layout expects (then the general path encodes)."""
+    if type(model) is not layout.model:
+        return None
+    values = model.__dict__
+    try:
+        out = {name: values[name] for name in layout.names}
+    except KeyError:  # a field never set (model_construct)
+        return None
+    for name in layout.scalars:
+        if type(out[name]) not in _PLAIN_SCALARS:
+            return None
+    for name, part_layout in layout.parts:
+        nested = _plain_fields(out[name], part_layout)
+        if nested is None:
+            return None
+        out[name] = nested
+    for name, part_layout in layout.part_tuples:
+        items = out[name]
+        if type(items) is not tuple:
+            return None
+        plain_items = []
+        for item in items:
+            nested = _plain_fields(item, part_layout)
+            if nested is None:
+                return None
+            plain_items.append(nested)
+        out[name] = plain_items
+    return out
+
+
+def _read_fields(payload: bytes, pos: int, layout: _Layout) -> tuple[dict[str, Any], int] | None:
+    """The map at ``pos`` when it is exactly what :func:`_encode_model` writes for some
+    instance of the layout's model, decoded as cbor2 decodes it, and the position after it;
+    None for anything else. (IndexError when cut off.)"""
+    if not layout.map_head or not payload.startswith(layout.map_head, pos):
+        return None
+    pos += 1
+    fields: dict[str, Any] = {}
+    for name, key_item, part_layout, is_tuple in layout.entries:
+        if not payload.startswith(key_item, pos):
+            return None
+        pos += len(key_item)
+        if part_layout is None:
+            read = read_scalar(payload, pos)
+        elif is_tuple:
+            read = _read_parts(payload, pos, part_layout)
+        else:
+            read = _read_fields(payload, pos, part_layout)
+        if read is None:
+            return None
+        fields[name], pos = read
+    return fields, pos
+
+
+def _read_parts(payload: bytes, pos: int, layout: _Layout) -> tuple[list[dict[str, Any]], int] | None:
+    """An array of maps each read by :func:`_read_fields`, as a list (cbor2 decodes arrays
+    as lists), and the position after it; None for anything else."""
+    head = read_head(payload, pos)
+    if head is None or head[0] != _ARRAY:
+        return None
+    _, count, pos = head
+    items = []
+    for _ in range(count):  # each item takes at least a byte: bounded by the payload
+        read = _read_fields(payload, pos, layout)
+        if read is None:
+            return None
+        item, pos = read
+        items.append(item)
+    return items, pos
+
+
+#: model class -> its layout; filled below for every registered model and the contract
+_LAYOUTS: dict[type[BaseModel], _Layout] = {}
+
+
+def _encode_model(model: BaseModel) -> bytes:
+    """Deterministic CBOR of a model's fields: written in order from a prepared layout, or
+    by the canonical encoder from ``model_dump`` (the same bytes)."""
+    layout = _LAYOUTS.get(type(model))
+    if layout is not None:
+        fields = _plain_fields(model, layout)
+        if fields is not None:
+            return _in_order.encode(fields)
+    return canonical_cbor(model.model_dump(mode="python"))
 
 
 def encode_message(message: Message) -> bytes:
     """Deterministic CBOR (RFC 8949 §4.2) of the message's fields."""
-    return canonical_cbor(message.model_dump(mode="python"))
+    return _encode_model(message)
+
+
+def _read_payload(payload: bytes, layout: _Layout | None) -> dict[str, Any] | None:
+    """A payload laid out as sealing writes it, read directly; None for anything else."""
+    if layout is None or type(payload) is not bytes:
+        return None
+    try:
+        read = _read_fields(payload, 0, layout)
+    except IndexError:  # cut off
+        return None
+    return read[0] if read is not None and read[1] == len(payload) else None
 
 
 def decode_message(message_type: MessageType | str, payload: bytes) -> Message:
@@ -141,17 +402,21 @@ def decode_message(message_type: MessageType | str, payload: bytes) -> Message:
         model = MESSAGE_MODELS[message_type]  # type: ignore[index]
     except (KeyError, TypeError) as exc:
         raise MalformedMessage(f"unknown message type {message_type!r}") from exc
-    try:
-        data: Any = cbor2.loads(payload)
-        # One encoding per message: trailing bytes, unsorted keys, long-form integers or
-        # indefinite lengths would give one message several signed forms.
-        canonical = canonical_cbor(data)
-    except Exception as exc:  # cbor2 raises several types; all mean malformed
-        raise MalformedMessage(f"payload is not CBOR: {exc}") from exc
-    if canonical != payload:
-        raise MalformedMessage("payload is not deterministic CBOR (RFC 8949 section 4.2)")
-    if not isinstance(data, dict):
-        raise MalformedMessage("payload is not a CBOR map")
+    # One encoding per message: trailing bytes, unsorted keys, long-form integers or
+    # indefinite lengths would give one message several signed forms. A payload laid out as
+    # sealing writes it is read directly (which accepts only that); anything else is decoded
+    # by cbor2 and must be exactly what the canonical encoder writes for it.
+    data: Any = _read_payload(payload, _LAYOUTS.get(model))
+    if data is None:
+        try:
+            data = cbor2.loads(payload)
+            canonical = canonical_cbor(data)
+        except Exception as exc:  # cbor2 raises several types; all mean malformed
+            raise MalformedMessage(f"payload is not CBOR: {exc}") from exc
+        if canonical != payload:
+            raise MalformedMessage("payload is not deterministic CBOR (RFC 8949 section 4.2)")
+        if not isinstance(data, dict):
+            raise MalformedMessage("payload is not a CBOR map")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -324,8 +589,7 @@ class Contract(_Part):
 
 def contract_digest(contract: Contract) -> bytes:
     """SHA-256 of the contract's deterministic CBOR: what the customer confirms (step 5)."""
-    encoded = cbor2.dumps(contract.model_dump(mode="python"), canonical=True)
-    return hashlib.sha256(encoded).digest()
+    return hashlib.sha256(_encode_model(contract)).digest()
 
 
 def contract_no_of(message: Message) -> str | None:
@@ -333,12 +597,17 @@ def contract_no_of(message: Message) -> str | None:
 
     The envelope binds this value under the signature.
     """
-    value = getattr(message, "contract_no", None)
-    if isinstance(value, str):
-        return value
-    contract = getattr(message, "contract", None)
-    if isinstance(contract, Contract):
-        return contract.contract_no
+    # a registered model looks only where it has fields: a missing attribute costs pydantic
+    # an AttributeError raised and caught
+    has_number, has_contract = _CONTRACT_NO_FIELDS.get(type(message), (True, True))
+    if has_number:
+        value = getattr(message, "contract_no", None)
+        if isinstance(value, str):
+            return value
+    if has_contract:
+        contract = getattr(message, "contract", None)
+        if isinstance(contract, Contract):
+            return contract.contract_no
     return None
 
 
@@ -819,3 +1088,13 @@ CARD_SECRET_TYPES: frozenset[MessageType] = frozenset(
 
 _missing = set(MessageType) - set(MESSAGE_MODELS)
 assert not _missing, f"message types without a model: {sorted(_missing)}"
+
+#: registered model -> whether it has a ``contract_no`` and a ``contract`` (field or attribute)
+_CONTRACT_NO_FIELDS: dict[type, tuple[bool, bool]] = {
+    cls: tuple(name in cls.model_fields or hasattr(cls, name) for name in ("contract_no", "contract"))  # type: ignore[misc]
+    for cls in MESSAGE_MODELS.values()
+}
+for _cls in (*MESSAGE_MODELS.values(), Contract):
+    _layout = _layout_of(_cls)
+    if _layout is not None:
+        _LAYOUTS[_cls] = _layout

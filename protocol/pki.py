@@ -109,6 +109,8 @@ class CertInfo:
     phone: str | None
     key_kind: str  # "rsa" | "ed25519" | "x25519"
     public_key: PublicKey
+    #: RSA modulus size in bits, None for the other keys
+    rsa_bits: int | None
     not_before_unix_s: int
     not_after_unix_s: int
     is_ca: bool
@@ -137,8 +139,9 @@ def cert_info(cert: x509.Certificate) -> CertInfo:
         raise UnsupportedAlgorithm(f"certificate with an unsupported algorithm: {exc}") from exc
     except (ValueError, TypeError) as exc:
         raise MalformedMessage(f"unreadable certificate: {exc}") from exc
-    if kind == "rsa" and public_key.key_size < MIN_RSA_BITS:  # type: ignore[union-attr]
-        raise UnsupportedAlgorithm(f"RSA key of {public_key.key_size} bits is below {MIN_RSA_BITS}")  # type: ignore[union-attr]
+    rsa_bits = public_key.key_size if kind == "rsa" else None  # type: ignore[union-attr]
+    if rsa_bits is not None and rsa_bits < MIN_RSA_BITS:
+        raise UnsupportedAlgorithm(f"RSA key of {rsa_bits} bits is below {MIN_RSA_BITS}")
     return CertInfo(
         cert=cert,
         der=der,
@@ -149,6 +152,7 @@ def cert_info(cert: x509.Certificate) -> CertInfo:
         phone=phone,
         key_kind=kind,
         public_key=public_key,
+        rsa_bits=rsa_bits,
         not_before_unix_s=not_before,
         not_after_unix_s=not_after,
         is_ca=is_ca,
@@ -442,12 +446,15 @@ class TrustStore:
     def __len__(self) -> int:
         return len(self._by_kid)
 
-    def check_chain(self, cert: x509.Certificate) -> CertInfo:
-        """Check (once per kid) that the authority issued ``cert``; :class:`UnknownCertificate` if not."""
-        info = cert_info(cert)
+    def check_chain(self, cert: x509.Certificate | CertInfo) -> CertInfo:
+        """Check (once per kid) that the authority issued ``cert``; :class:`UnknownCertificate` if not.
+
+        Given the :class:`CertInfo` that :func:`cert_info` made for it (a trust store's own,
+        say), it skips the cache lookup, which hashes the whole certificate."""
+        info = cert if type(cert) is CertInfo else cert_info(cert)  # type: ignore[arg-type]
         if info.kid in self._chain_ok:
             return info
-        if info.is_ca or not _verify_issued_by(cert, self.authority_cert):
+        if info.is_ca or not _verify_issued_by(info.cert, self.authority_cert):
             raise UnknownCertificate(
                 f"certificate of {info.party_id or '?'} was not issued by {self._authority.party_id}"
             )

@@ -195,32 +195,45 @@ def get_suite(name: str) -> Suite:
         ) from None
 
 
-#: key class -> kind, filled as classes are met: ``isinstance`` against the key ABCs costs
-#: about a tenth of a microsecond each, and every SMS asks several times
-_KIND_OF_CLASS: dict[type, str] = {}
+#: the key ABCs: the kind of key each is, and whether it is the private half
+_KEY_CLASSES: tuple[tuple[type, str, bool], ...] = (
+    (rsa.RSAPrivateKey, "rsa", True),
+    (rsa.RSAPublicKey, "rsa", False),
+    (ed25519.Ed25519PrivateKey, "ed25519", True),
+    (ed25519.Ed25519PublicKey, "ed25519", False),
+    (x25519.X25519PrivateKey, "x25519", True),
+    (x25519.X25519PublicKey, "x25519", False),
+)
+#: key class -> (kind, is it private), filled as key classes are met: ``isinstance`` against
+#: the key ABCs costs about a tenth of a microsecond each, and every SMS asks several times
+_KIND_OF_CLASS: dict[type, tuple[str, bool]] = {}
 
 
-def _kind_or_none(key: object) -> str | None:
-    kind = _KIND_OF_CLASS.get(type(key))
-    if kind is None:
-        if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-            kind = "rsa"
-        elif isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
-            kind = "ed25519"
-        elif isinstance(key, (x25519.X25519PrivateKey, x25519.X25519PublicKey)):
-            kind = "x25519"
-        else:
-            return None
-        _KIND_OF_CLASS[type(key)] = kind
-    return kind
+def _kind_of(key: object) -> tuple[str, bool] | None:
+    """(kind, is it private) for a key of a class not met before, None for anything else."""
+    found = next(((kind, private) for abc, kind, private in _KEY_CLASSES if isinstance(key, abc)), None)
+    if found is not None:
+        _KIND_OF_CLASS[type(key)] = found
+    return found
 
 
 def key_kind(key: PrivateKey | PublicKey) -> str:
     """``"rsa"``, ``"ed25519"`` or ``"x25519"`` for a private or public key."""
-    kind = _kind_or_none(key)
-    if kind is None:
+    found = _KIND_OF_CLASS.get(type(key)) or _kind_of(key)
+    if found is None:
         raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
-    return kind
+    return found[0]
+
+
+def private_key_kind(key: object) -> str | None:
+    """``"rsa"``, ``"ed25519"`` or ``"x25519"`` for a private key, None for anything else."""
+    found = _KIND_OF_CLASS.get(type(key)) or _kind_of(key)
+    return found[0] if found is not None and found[1] else None
+
+
+def _public_key_kind(key: object) -> str | None:
+    found = _KIND_OF_CLASS.get(type(key)) or _kind_of(key)
+    return found[0] if found is not None and not found[1] else None
 
 
 # --- signatures ---------------------------------------------------------------------------
@@ -241,21 +254,23 @@ def signature_alg_for(key: PrivateKey | PublicKey) -> int:
 
 def sign(alg: int, key: PrivateKey, data: bytes) -> bytes:
     """Sign ``data`` (a COSE Sig_structure) with ``alg``."""
-    if alg == ALG_PS256 and isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, _PSS, _SHA256)
-    if alg == ALG_EDDSA and isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(data)
+    kind = private_key_kind(key)
+    if alg == ALG_PS256 and kind == "rsa":
+        return key.sign(data, _PSS, _SHA256)  # type: ignore[call-arg, union-attr]
+    if alg == ALG_EDDSA and kind == "ed25519":
+        return key.sign(data)  # type: ignore[call-arg, union-attr]
     raise UnsupportedAlgorithm(f"cannot sign with alg {alg} and a {type(key).__name__}")
 
 
 def verify(alg: int, key: PublicKey, data: bytes, signature: bytes) -> bool:
     """True when ``signature`` over ``data`` verifies; False on any mismatch (never raises)."""
+    kind = _public_key_kind(key)
     try:
-        if alg == ALG_PS256 and isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, _PSS, _SHA256)
+        if alg == ALG_PS256 and kind == "rsa":
+            key.verify(signature, data, _PSS, _SHA256)  # type: ignore[call-arg, union-attr]
             return True
-        if alg == ALG_EDDSA and isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, data)
+        if alg == ALG_EDDSA and kind == "ed25519":
+            key.verify(signature, data)  # type: ignore[call-arg, union-attr]
             return True
     except (InvalidSignature, ValueError):
         return False
@@ -370,6 +385,7 @@ __all__ = [
     "Suite",
     "get_suite",
     "key_kind",
+    "private_key_kind",
     "sign",
     "verify",
 ]

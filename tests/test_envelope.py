@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpay.vectors import pick_roles
-from protocol import envelope
+from protocol import envelope, messages, suites
 from protocol.envelope import (
     MAX_ENVELOPE_BYTES,
     SignedHeaders,
@@ -497,7 +497,7 @@ def test_the_direct_protected_header_is_what_cbor2_writes(
         assert any(not -(2**64) <= n < 2**64 for n in (alg, seq, sent))
     else:
         assert built == _dumps(expected)
-        assert envelope._known_sign1_protected(built) == expected
+        assert envelope._read_sign1_protected(built) == expected
 
 
 @settings(PROPERTY, max_examples=100)
@@ -533,14 +533,16 @@ def test_the_direct_cose_structures_are_what_cbor2_writes(
 
 @contextlib.contextmanager
 def _general_path_only() -> Iterator[None]:
-    """Open without the direct readers: every envelope takes cbor2 and the field-by-field checks."""
-    saved = envelope._known_encrypt, envelope._known_sign1
-    envelope._known_encrypt = lambda *args: None  # type: ignore[assignment]
-    envelope._known_sign1 = lambda *args: None  # type: ignore[assignment]
+    """Open without the direct readers: every envelope and payload takes cbor2 and the
+    field-by-field checks."""
+    saved = envelope._read_encrypt, envelope._read_sign1, messages._read_payload
+    envelope._read_encrypt = lambda *args: None  # type: ignore[assignment]
+    envelope._read_sign1 = lambda *args: None  # type: ignore[assignment]
+    messages._read_payload = lambda *args: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        envelope._known_encrypt, envelope._known_sign1 = saved
+        envelope._read_encrypt, envelope._read_sign1, messages._read_payload = saved
 
 
 def _outcome(world: World, data: bytes) -> tuple:
@@ -596,10 +598,9 @@ def test_the_direct_readers_take_the_envelopes_sealing_makes(world: World) -> No
     """The fast path is the path: every envelope sealed opens without the general decoder."""
     for include_sender_cert in (False, True):
         data = _confirmation_envelope(world, include_sender_cert=include_sender_cert)
-        outer = cbor2.loads(data)
-        assert envelope._known_encrypt(outer, data) is not None
+        assert envelope._read_encrypt(data) is not None
         inner, _ = decrypt_envelope(data, recipient=world["mpc"])
-        assert envelope._known_sign1(cbor2.loads(inner), inner) is not None
+        assert envelope._read_sign1(inner) is not None
 
 
 # --- the compact suite: direct ECDH-ES + HKDF-256 ---------------------------------------------
@@ -651,3 +652,27 @@ def test_compact_refuses_anything_but_direct_agreement(compact_world: World, cha
     with pytest.raises(error, match=re.escape(words)) as info:
         open_envelope(_dumps(outer), recipient=compact_world["mpc"], trust=compact_world.trust(), now_unix_s=T0)
     assert [c.name for c in info.value.checks] == ["decrypted"]
+
+
+# --- key checks by class --------------------------------------------------------------------
+
+
+def test_sign_and_verify_take_only_the_key_half_that_fits(world: World) -> None:
+    """The key-kind answers cached per class keep private and public halves apart."""
+    party = world["alice"]
+    alg = suites.signature_alg_for(party.signing_key)
+    public = party.signing_key.public_key()
+    signature = suites.sign(alg, party.signing_key, b"data")
+    assert suites.verify(alg, public, b"data", signature)
+    assert not suites.verify(alg, party.signing_key, b"data", signature)  # type: ignore[arg-type]
+    assert not suites.verify(alg, public, b"other", signature)
+    with pytest.raises(UnsupportedAlgorithm):
+        suites.sign(alg, public, b"data")  # type: ignore[arg-type]
+    other_alg = suites.ALG_EDDSA if alg == suites.ALG_PS256 else suites.ALG_PS256
+    with pytest.raises(UnsupportedAlgorithm):
+        suites.sign(other_alg, party.signing_key, b"data")
+    assert not suites.verify(other_alg, public, b"data", signature)
+    assert suites.private_key_kind(party.signing_key) == suites.key_kind(public)
+    assert suites.private_key_kind(public) is None and suites.private_key_kind(b"key") is None
+    with pytest.raises(UnsupportedAlgorithm):
+        suites.key_kind(b"key")  # type: ignore[arg-type]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import types
+import warnings
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import cbor2
@@ -307,6 +310,10 @@ def test_contract_no_of_names_the_contract_or_none() -> None:
     for t, message in all_samples().items():
         expected = None if t in no_contract else CONTRACT_NO
         assert contract_no_of(message) == expected, t
+    # anything else is asked for both attributes
+    assert contract_no_of(types.SimpleNamespace(contract_no="C-1")) == "C-1"  # type: ignore[arg-type]
+    assert contract_no_of(types.SimpleNamespace(contract=CONTRACT)) == CONTRACT_NO  # type: ignore[arg-type]
+    assert contract_no_of(types.SimpleNamespace()) is None  # type: ignore[arg-type]
 
 
 # --- round trip (hypothesis) -------------------------------------------------------------------
@@ -318,6 +325,7 @@ def test_contract_no_of_names_the_contract_or_none() -> None:
 def test_every_message_round_trips_through_cbor(message_type: MessageType, data: st.DataObject) -> None:
     message = data.draw(model_strategy(MESSAGE_MODELS[message_type]))
     payload = encode_message(message)
+    assert payload == cbor2.dumps(message.model_dump(mode="python"), canonical=True)
     assert decode_message(message_type, payload) == message
     assert decode_message(str(message_type), payload) == message
     assert encode_message(decode_message(message_type, payload)) == payload
@@ -577,3 +585,159 @@ def test_docs_map_every_message_type() -> None:
     for message_type in MessageType:
         assert f"`{message_type}`" in doc, message_type
     assert "## Envelope format" in doc
+
+
+# --- the direct encoder and payload reader ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _without_payload_reader() -> Iterator[None]:
+    """Decode every payload the general way: cbor2, then the canonical encoder's check."""
+    saved = m._read_payload
+    m._read_payload = lambda *args: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        m._read_payload = saved
+
+
+def _outcome(message_type: str, payload: bytes) -> Any:
+    try:
+        return decode_message(message_type, payload)
+    except MalformedMessage as exc:
+        return type(exc), str(exc)
+
+
+def _check_read(message_type: str, payload: bytes) -> None:
+    """Whatever the reader accepts is exactly the deterministic encoding of what cbor2
+    decodes, and decoding gives the same outcome with the reader and without it."""
+    read = m._read_payload(payload, m._LAYOUTS[MESSAGE_MODELS[message_type]])  # type: ignore[index]
+    if read is not None:
+        decoded = cbor2.loads(payload)
+        assert read == decoded and _types(read) == _types(decoded)
+        assert m.canonical_cbor(decoded) == payload
+    direct = _outcome(message_type, payload)
+    with _without_payload_reader():
+        assert _outcome(message_type, payload) == direct
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_types(item) for item in value]
+    return type(value)
+
+
+def test_the_payload_reader_takes_every_payload_sealing_makes() -> None:
+    for message_type, message in all_samples().items():
+        payload = encode_message(message)
+        assert m._read_payload(payload, m._LAYOUTS[type(message)]) == cbor2.loads(payload), message_type
+
+
+@pytest.mark.parametrize("message_type", ["confirmation_request", "rating", "top_up_receipt", "refund_agreement"])
+def test_the_payload_reader_decides_every_flipped_byte_as_cbor2(message_type: str) -> None:
+    payload = encode_message(sample_message(message_type))
+    for position in range(len(payload)):
+        for flip in (0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80):
+            altered = bytearray(payload)
+            altered[position] ^= flip
+            _check_read(message_type, bytes(altered))
+        _check_read(message_type, payload[:position])
+        _check_read(message_type, payload[:position] + b"\x00" + payload[position:])
+
+
+@pytest.mark.parametrize("message_type", ALL_TYPES)
+@FAST
+@given(data=st.data())
+def test_the_payload_reader_decides_altered_payloads_as_cbor2(message_type: MessageType, data: st.DataObject) -> None:
+    payload = bytearray(encode_message(data.draw(model_strategy(MESSAGE_MODELS[message_type]))))
+    for _ in range(data.draw(st.integers(1, 3))):
+        where = data.draw(st.integers(0, len(payload) - 1))
+        change = data.draw(st.sampled_from(["flip", "insert", "delete", "longer head"]))
+        if change == "flip":
+            payload[where] ^= data.draw(st.integers(1, 255))
+        elif change == "insert":
+            payload[where:where] = bytes([data.draw(st.integers(0, 255))])
+        elif change == "delete":
+            del payload[where]
+        elif payload[where] & 0x1F < 24:  # the same argument, one byte longer: not the shortest form
+            payload[where : where + 1] = bytes([payload[where] & 0xE0 | 24, payload[where] & 0x1F])
+    _check_read(message_type, bytes(payload))
+
+
+@pytest.mark.parametrize("message_type", ["rating", "confirmation_request"])
+def test_the_payload_reader_refuses_other_encodings_of_the_same_message(message_type: str) -> None:
+    message = sample_message(message_type)
+    fields = message.model_dump(mode="python")
+    unsorted = cbor2.dumps(dict(reversed(list(fields.items()))))
+    indefinite = b"\xbf" + b"".join(cbor2.dumps(k) + cbor2.dumps(v, canonical=True) for k, v in sorted(
+        fields.items(), key=lambda kv: (len(cbor2.dumps(kv[0])), cbor2.dumps(kv[0])))) + b"\xff"
+    for payload in (unsorted, indefinite, encode_message(message) + b"\x00"):
+        assert m._read_payload(payload, m._LAYOUTS[type(message)]) is None
+        with pytest.raises(MalformedMessage, match="deterministic"):
+            decode_message(message_type, payload)
+
+
+@settings(FAST, max_examples=300)
+@given(head=st.integers(0, 255), rest=st.binary(max_size=10))
+def test_read_scalar_reads_exactly_the_deterministic_scalars(head: int, rest: bytes) -> None:
+    data = bytes([head]) + rest
+    try:
+        read = m.read_scalar(data, 0)
+    except IndexError:  # cut off in the head
+        assert len(data) < 2
+        return
+    if read is not None:
+        value, end = read
+        assert type(value) in (int, bytes, str, bool, type(None))
+        assert cbor2.loads(data[:end]) == value and type(cbor2.loads(data[:end])) is type(value)
+        assert cbor2.dumps(value, canonical=True) == data[:end]
+
+
+@settings(FAST, max_examples=300)
+@given(value=st.none() | st.booleans() | st.integers(-(2**64), 2**64 - 1) | st.binary(max_size=300) | st.text(max_size=300))
+def test_read_scalar_reads_every_deterministic_scalar(value: Any) -> None:
+    encoded = cbor2.dumps(value, canonical=True)
+    assert m.read_scalar(encoded + b"\x00", 0) == (value, len(encoded))
+
+
+def test_messages_off_the_validated_path_encode_as_model_dump_does() -> None:
+    """model_copy and model_construct skip validation: such a message is still written
+    exactly as cbor2 writes its model_dump (by the general path when a value is odd)."""
+    request = sample_message("payment_request")
+    odd = [
+        request.model_copy(update={"customer_phone": MessageType.RATING}),  # a str subclass
+        request.model_copy(update={"customer_phone": 1.5}),  # a float: canonical CBOR shortens it
+        request.model_copy(update={"contract": CONTRACT.model_copy(update={"total_fen": 2**70})}),
+        request.model_copy(update={"contract": CONTRACT.model_copy(update={"items": list(CONTRACT.items)})}),
+        Item.model_construct(name="tea", quantity=1, unit_price_fen=5),  # the default filled in
+        Item.model_construct(name="tea", quantity=1),  # a field never set
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic warns about the unexpected values it serializes
+        for message in odd:
+            assert m._encode_model(message) == cbor2.dumps(message.model_dump(mode="python"), canonical=True)
+
+
+def test_models_that_serialize_their_own_way_take_the_general_path() -> None:
+    from pydantic import computed_field, field_serializer
+
+    class Renamed(BaseModel):
+        a: int
+
+        @field_serializer("a")
+        def _double(self, value: int) -> int:
+            return value * 2
+
+    class Computed(BaseModel):
+        a: int
+
+        @computed_field  # type: ignore[prop-decorator]
+        @property
+        def b(self) -> int:
+            return self.a + 1
+
+    assert m._layout_of(Renamed) is None and m._layout_of(Computed) is None
+    assert m._layout_of(Contract) is not None
+    assert all(m._layout_of(cls) is not None for cls in MESSAGE_MODELS.values())

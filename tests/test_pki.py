@@ -42,6 +42,12 @@ def test_a_customer_certificate_names_the_party_role_and_phone(rsa_world: World)
     assert role_of(rsa_world["mpc"].signing_cert) == "payment_center"
 
 
+def test_parsed_certificates_carry_the_rsa_key_size(rsa_world: World, compact_world: World) -> None:
+    assert pki.cert_info(rsa_world["alice"].signing_cert).rsa_bits == 2048
+    assert pki.cert_info(compact_world["alice"].signing_cert).rsa_bits is None
+    assert pki.cert_info(compact_world["alice"].agreement_cert).rsa_bits is None
+
+
 def test_a_compact_party_has_a_signing_and_an_agreement_certificate(compact_world: World) -> None:
     alice = compact_world["alice"]
     assert isinstance(alice.signing_cert.public_key(), ed25519.Ed25519PublicKey)
@@ -103,6 +109,13 @@ def test_trust_store_refuses_certificates_of_another_authority(rsa_world: World,
     with pytest.raises(UnknownCertificate):
         trust.add(rsa_world.authority.certificate)  # the CA is an anchor, not a party
     assert trust.by_kid(compact_world["alice"].kid) is None
+    # the same answers for the parsed certificate as for the certificate
+    with pytest.raises(UnknownCertificate):
+        trust.check_chain(pki.cert_info(compact_world["alice"].signing_cert))
+    with pytest.raises(UnknownCertificate):
+        trust.check_chain(pki.cert_info(rsa_world.authority.certificate))
+    info = pki.cert_info(rsa_world["alice"].signing_cert)
+    assert trust.check_chain(info) is info is trust.check_chain(rsa_world["alice"].signing_cert)
 
 
 def test_the_authority_signature_is_checked_once_per_certificate(rsa_world: World, monkeypatch) -> None:
