@@ -210,16 +210,18 @@ _KIND_OF_CLASS: dict[type, tuple[str, bool]] = {}
 
 
 def _kind_of(key: object) -> tuple[str, bool] | None:
-    """(kind, is it private) for a key of a class not met before, None for anything else."""
-    found = next(((kind, private) for abc, kind, private in _KEY_CLASSES if isinstance(key, abc)), None)
-    if found is not None:
-        _KIND_OF_CLASS[type(key)] = found
+    """(kind, is it private) for a key, None for anything else; cached per class."""
+    found = _KIND_OF_CLASS.get(type(key))
+    if found is None:
+        found = next(((kind, private) for abc, kind, private in _KEY_CLASSES if isinstance(key, abc)), None)
+        if found is not None:
+            _KIND_OF_CLASS[type(key)] = found
     return found
 
 
 def key_kind(key: PrivateKey | PublicKey) -> str:
     """``"rsa"``, ``"ed25519"`` or ``"x25519"`` for a private or public key."""
-    found = _KIND_OF_CLASS.get(type(key)) or _kind_of(key)
+    found = _kind_of(key)
     if found is None:
         raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
     return found[0]
@@ -227,12 +229,12 @@ def key_kind(key: PrivateKey | PublicKey) -> str:
 
 def private_key_kind(key: object) -> str | None:
     """``"rsa"``, ``"ed25519"`` or ``"x25519"`` for a private key, None for anything else."""
-    found = _KIND_OF_CLASS.get(type(key)) or _kind_of(key)
+    found = _kind_of(key)
     return found[0] if found is not None and found[1] else None
 
 
 def _public_key_kind(key: object) -> str | None:
-    found = _KIND_OF_CLASS.get(type(key)) or _kind_of(key)
+    found = _kind_of(key)
     return found[0] if found is not None and not found[1] else None
 
 
