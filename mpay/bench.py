@@ -570,7 +570,7 @@ async def run_orders(scenario: Scenario, run_dir: Path | None, key_cache: KeyCac
         t2 = time.perf_counter()
         init_messages = world.network.counters.messages
         world.schedule_orders()
-        await world.kernel.run()
+        await world.run_events()
         t3 = time.perf_counter()
         world.wall_s = t3 - t1
         summary = await world.summary()

@@ -32,6 +32,7 @@ from mpay.books import (
 from mpay.adversary import Adversary, AttackContext, build_adversary
 from mpay.credit import SqliteCreditBureau
 from mpay.faults import ClockSkew, CrashPoint, FaultPlan, SimulatedCrash, TimedRestart
+from mpay.gc_policy import long_run_gc
 from mpay.invariants import invariant_report
 from mpay.kernel import HandlerFailed, Kernel
 from mpay.keycache import KeyCache
@@ -432,7 +433,7 @@ class World:
             self.kernel.schedule(0.0, merchant.register_at_payment_center)
         for customer_id, customer in self.customers.items():
             self.kernel.schedule(0.0, customer.register_everywhere, shops_of[customer_id])
-        await self._run_kernel()
+        await self.run_events()
         self.tracer.record("initialized", parties=len(self.actors()))
 
     def schedule_orders(self) -> None:
@@ -476,14 +477,16 @@ class World:
         started = time.perf_counter()
         await self.initialize()
         self.schedule_orders()
-        await self._run_kernel()
+        await self.run_events()
         self.wall_s = time.perf_counter() - started
         return await self.summary()
 
-    async def _run_kernel(self, **kwargs: Any) -> float:
-        """``kernel.run``; a simulated crash (fault injection) is not a handler error."""
+    async def run_events(self, **kwargs: Any) -> float:
+        """``kernel.run`` (its arguments), under the collector settings of a long run
+        (:mod:`mpay.gc_policy`); a simulated crash (fault injection) is not a handler error."""
         before = len(self.kernel.errors)
-        now_s = await self.kernel.run(raise_errors=False, **kwargs)
+        with long_run_gc():
+            now_s = await self.kernel.run(raise_errors=False, **kwargs)
         errors = [
             e for e in self.kernel.errors[before:] if not isinstance(e.exception, SimulatedCrash)
         ]

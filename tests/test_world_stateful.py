@@ -109,7 +109,7 @@ class WorldMachine(RuleBasedStateMachine):
     @precondition(_ready)
     def advance(self, seconds: float) -> None:
         world = self.world
-        self.run(world._run_kernel(until_s=world.kernel.now_s() + seconds))
+        self.run(world.run_events(until_s=world.kernel.now_s() + seconds))
 
     @rule(kind=st.sampled_from(["drop", "duplicate", "delay", "tamper"]), count=st.integers(1, 6),
           who=st.sampled_from(["alice", "bob", "shop", "mpc", "bank"]))
@@ -169,7 +169,7 @@ class WorldMachine(RuleBasedStateMachine):
             world = self.world
             if world is not None:
                 self.adversary.attacks.clear()  # the attacker leaves; the timeouts finish the rest
-                self.run(world._run_kernel())
+                self.run(world.run_events())
                 summary = self.run(world.summary())
                 assert all(summary["invariants"].values()), summary["invariant_messages"]
                 assert all(escrow.is_terminal(t.state) for t in world.payment_center.txns.values())
