@@ -21,7 +21,9 @@ event-loop round trips per SMS part; the order of handling is the same as with o
 long-lived task per actor. A handler may also do the whole work in the call and return
 ``None`` instead of a coroutine (an actor does that for an SMS part that only goes into
 its reassembler), and an event nobody will cancel (:meth:`Kernel.fire_at`, every SMS
-part's arrival) needs no handle.
+part's arrival) needs no handle. An event whose only work is one delivery (an SMS part's
+arrival: :meth:`Kernel.deliver_last`) calls the handler itself when nothing else is in
+flight, instead of leaving the item to the drain that would run right after it.
 
 With ``speed`` set (real-time mode, for live demos) the kernel also sleeps before each
 event until the wall clock reaches ``event time / speed``; the order of events, and so
@@ -163,7 +165,9 @@ class EventHandle:
 
 
 class _Actor:
-    __slots__ = ("actor_id", "handler", "mailbox", "mailbox_size", "task", "mailbox_full", "ready")
+    __slots__ = (
+        "actor_id", "handler", "mailbox", "mailbox_size", "task", "mailbox_full", "ready", "started"
+    )
 
     def __init__(self, actor_id: str, handler: Handler, mailbox_size: int) -> None:
         self.actor_id = actor_id
@@ -176,6 +180,9 @@ class _Actor:
         self.mailbox_full = 0
         #: in the kernel's ready queue
         self.ready = False
+        #: the coroutine :meth:`Kernel.deliver_last`'s call of the handler returned for the
+        #: item at the head of the mailbox: the drain starts it instead of calling the handler
+        self.started: Coroutine[Any, Any, None] | None = None
 
 
 class _Resume:
@@ -334,6 +341,38 @@ class Kernel:
                 self._drain_handle = asyncio.get_running_loop().call_soon(self._drain)
         return True
 
+    def deliver_last(self, actor_id: str, item: object) -> bool:
+        """:meth:`deliver` for an event callback that delivers nothing else (the network's
+        SMS arrivals). When nothing else is in flight, the handler is called on ``item`` at
+        once instead of after the callback, from run()'s drain: the same order of work
+        without the round trip through the mailbox (empty, so never full). If the handler
+        returns a coroutine, the item waits in the mailbox and the drain starts it."""
+        if not self._in_event or self._in_flight:
+            return self.deliver(actor_id, item)
+        actor = self._actors.get(actor_id)
+        if actor is None:
+            raise UnknownActor(actor_id)
+        stats = self.stats
+        stats.delivered += 1
+        self._in_flight += 1
+        self._in_event = False  # the handler runs as it would from run()'s drain
+        try:
+            coro = actor.handler(item)
+        except Exception as exc:  # reported, never fatal for the kernel
+            self._report(actor_id, item, exc)
+            coro = None
+        finally:
+            self._in_event = True
+        if coro is None:  # handled: _finished, less its wake-up (run() is not waiting)
+            self._in_flight -= 1
+            stats.handled += 1
+            return True
+        actor.mailbox.append(item)
+        actor.started = coro
+        actor.ready = True
+        self._ready.append(actor)
+        return True
+
     def post(self, actor_id: str, item: object, at_s: float | None = None) -> EventHandle:
         """Schedule ``item`` for the actor's mailbox at ``at_s`` (default: now), in the
         event order: the deterministic way to kick an actor off."""
@@ -366,8 +405,13 @@ class Kernel:
 
     def fire_at(self, at_s: float, callback: Callable[..., None], *args: Any) -> None:
         """:meth:`schedule` for an event nobody will cancel: no handle to make (the network
-        schedules every SMS part's arrival this way)."""
-        self._push(at_s, callback, args)
+        schedules every SMS part's arrival this way). :meth:`_push`, inlined."""
+        if at_s < self._now_s:
+            at_s = self._now_s
+        elif not at_s < _INF:  # NaN or infinity would corrupt the heap
+            raise ValueError(f"event time {at_s} is not a finite number of seconds")
+        self._seq += 1
+        heapq.heappush(self._heap, [at_s, self._seq, callback, args])
 
     def _push(self, at_s: float, callback: Callable[..., None], args: tuple) -> _Event:
         if at_s < self._now_s:
@@ -472,6 +516,10 @@ class Kernel:
         """Cancel the actor tasks and wait for them to end; the kernel cannot run again."""
         self._closed = True
         tasks = [a.task for a in self._actors.values() if a.task is not None]
+        for actor in self._actors.values():
+            if actor.started is not None:  # never started: close it, no "never awaited"
+                actor.started.close()
+                actor.started = None
         for task in tasks:
             task.cancel()
         if tasks:
@@ -501,10 +549,14 @@ class Kernel:
         while items and actor.task is None:
             item = items.popleft()
             try:
-                coro = actor.handler(item)
-                if coro is None:  # handled by the call itself
-                    self._finished()
-                    continue
+                coro = actor.started
+                if coro is not None:  # deliver_last called the handler on this item
+                    actor.started = None
+                else:
+                    coro = actor.handler(item)
+                    if coro is None:  # handled by the call itself
+                        self._finished()
+                        continue
                 first = coro.send(None)
             except StopIteration:
                 self._finished()

@@ -143,6 +143,9 @@ class _Partial:
     sender: str
     total: int
     deadline_s: float
+    #: a completed message of the same key was remembered when this one began (the 8-bit
+    #: reference wrapped): only then can a part be a duplicate of that message's
+    shadowed: bool = False
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -216,13 +219,16 @@ class Reassembler:
             self._refuse(sms)
         payload = sms[UDH_OCTETS:]
         key = (sender, ref, total)
-        done = self._done.get(key)
-        if done is not None and done[1].get(seq) == payload:
-            counters.duplicates += 1
-            return None
         partial = self._pending.get(key)
-        if partial is None:
-            partial = self._open(key, sender, total, now_s)
+        # a completed message's key enters _done only as its partial closes, so the
+        # look-up for a late duplicate is needed only when the partial began shadowed
+        if partial is None or partial.shadowed:
+            done = self._done.get(key)
+            if done is not None and done[1].get(seq) == payload:
+                counters.duplicates += 1
+                return None
+            if partial is None:
+                partial = self._open(key, sender, total, now_s, shadowed=done is not None)
         parts = partial.parts
         held = parts.get(seq)
         if held is not None:
@@ -232,10 +238,10 @@ class Reassembler:
                 counters.conflicts += 1
             return None
         parts[seq] = payload
-        if len(parts) < partial.total:
+        if len(parts) < total:
             return None
         self._close(key)
-        message = b"".join([parts[i] for i in range(1, partial.total + 1)])
+        message = b"".join([parts[i] for i in range(1, total + 1)])
         forget_at_s = now_s + self.timeout_s
         self._done[key] = (forget_at_s, parts)
         self._done.move_to_end(key)
@@ -280,7 +286,7 @@ class Reassembler:
         self._next_expiry_s = next_s
         return expired
 
-    def _open(self, key: _Key, sender: str, total: int, now_s: float) -> _Partial:
+    def _open(self, key: _Key, sender: str, total: int, now_s: float, *, shadowed: bool) -> _Partial:
         mine = self._per_sender.get(sender)
         if mine is None:
             mine = self._per_sender[sender] = OrderedDict()
@@ -290,7 +296,9 @@ class Reassembler:
         if len(self._pending) >= self.max_pending_total:
             self._close(next(iter(self._pending)))
             self.counters.evicted += 1
-        partial = _Partial(sender=sender, total=total, deadline_s=now_s + self.timeout_s)
+        partial = _Partial(
+            sender=sender, total=total, deadline_s=now_s + self.timeout_s, shadowed=shadowed
+        )
         self._pending[key] = partial
         if partial.deadline_s < self._next_expiry_s:
             self._next_expiry_s = partial.deadline_s

@@ -334,3 +334,63 @@ async def test_fire_at_runs_like_schedule_in_one_order() -> None:
     await kernel.close()
     assert ran == ["past: now", "fired early", "scheduled first", "fired second"]
     assert kernel.stats.events == 4
+
+
+async def _handling_log(deliver_name: str) -> tuple[list, object, list]:
+    """Items of every kind (handled in the call, by a coroutine, by one that suspends, or
+    raising), each delivered by an event of its own with ``Kernel.<deliver_name>``."""
+    log: list = []
+    kernel = Kernel(EPOCH)
+
+    async def slow(item: object) -> None:
+        log.append(("start", kernel.now_s(), item, kernel.in_flight))
+        await asyncio.sleep(0)
+        if item == "slow bad":
+            raise RuntimeError("late boom")
+        log.append(("end", kernel.now_s(), item))
+
+    def handle(item: object):
+        if item == "bad":
+            raise RuntimeError("boom")
+        if isinstance(item, int):
+            log.append(("sync", kernel.now_s(), item, kernel.in_flight, kernel.stats.delivered))
+            return None
+        return slow(item)
+
+    kernel.add_actor("a", handle)
+    kernel.add_actor("b", handle)
+    deliver = getattr(kernel, deliver_name)
+    items = [1, "two", 3, "bad", "slow bad", 6, 7, "eight", 9]
+    for n, item in enumerate(items):
+        kernel.fire_at(float(n // 2), deliver, "ab"[n % 2], item)  # two per instant
+    await kernel.run(raise_errors=False)
+    await kernel.close()
+    errors = [(e.actor_id, e.item, e.at_s, str(e.exception)) for e in kernel.errors]
+    return log, kernel.stats, errors
+
+
+async def test_deliver_last_handles_in_the_same_order_as_deliver() -> None:
+    """``deliver_last`` may call the handler inside the event: the order of handling, what a
+    handler sees, the statistics and the errors are those of ``deliver``."""
+    assert await _handling_log("deliver_last") == await _handling_log("deliver")
+
+
+async def test_deliver_last_keeps_the_mailbox_rules() -> None:
+    log: list = []
+    kernel = Kernel(EPOCH)
+    kernel.add_actor("a", recorder(kernel, log, "a"), mailbox_size=2)
+    kernel.deliver_last("a", "before run")  # no event running: an ordinary delivery
+    assert kernel.in_flight == 1 and not log
+
+    def burst() -> None:  # the coroutine's item stays in the mailbox: the third is dropped
+        kernel.deliver_last("a", 0)
+        kernel.deliver("a", 1)
+        kernel.deliver("a", 2)
+
+    kernel.schedule(1.0, burst)
+    await kernel.run()
+    await kernel.close()
+    assert [item for _, _, item in log] == ["before run", 0, 1]
+    assert (kernel.stats.mailbox_full, kernel.stats.delivered, kernel.stats.handled) == (1, 3, 3)
+    with pytest.raises(UnknownActor):
+        kernel.deliver_last("nobody", 0)

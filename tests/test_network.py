@@ -327,3 +327,47 @@ async def test_full_mailbox_is_counted() -> None:
     await kernel.close()
     assert len(got) == 1
     assert network.counters.mailbox_full == 1
+
+
+class PartHandset(Handset):
+    """Like an actor: a part that only goes into the reassembler is handled in the call
+    (``None``), a whole message by a coroutine."""
+
+    def handle(self, item: object):  # type: ignore[override]
+        assert isinstance(item, SmsArrival)
+        self.arrivals.append(item)
+        message = self.reassembler.add(item.sender_number, item.data, self.kernel.now_s())
+        if message is None:
+            return None
+        return self._whole(item.sender_number, message)
+
+    async def _whole(self, sender_number: str, message: bytes) -> None:
+        self.messages.append((self.kernel.now_s(), sender_number, message))
+
+
+async def _part_log(listen: bool) -> tuple:
+    kernel = Kernel(EPOCH)
+    network = SmsNetwork(kernel, random.Random(4))
+    mpc = PartHandset(kernel, "mpc")
+    kernel.add_actor("mpc", mpc.handle)
+    for n, party_id in enumerate(["alice", "shop"]):
+        kernel.add_actor(party_id, Handset(kernel, party_id).handle)
+        network.attach(party_id, f"+861380000001{n}")
+    network.attach("mpc", "+8613800000000")
+    if listen:
+        network.add_tap(lambda sms: None)
+    for n in range(4):
+        kernel.schedule(n * 0.7, network.send, "alice", "mpc", envelope(n), META)
+        kernel.schedule(n * 0.7, network.send, "shop", "mpc", envelope(n, 300), META)
+    await kernel.run()
+    await kernel.close()
+    return mpc.arrivals, mpc.messages, kernel.stats, network.counters.as_dict()
+
+
+async def test_parts_handled_in_their_arrival_event_change_nothing() -> None:
+    """Without listeners each part's arrival event hands it to the handler at once
+    (``Kernel.deliver_last``); with a tap it goes through the mailbox: the same arrivals,
+    messages, kernel statistics and counters."""
+    direct = await _part_log(listen=False)
+    assert len(direct[1]) == 8 and direct[3]["delivered"] == 4 * 6 + 4 * 3
+    assert await _part_log(listen=True) == direct

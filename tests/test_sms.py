@@ -121,6 +121,23 @@ def test_reference_wraps_after_256_messages() -> None:
     assert [m for m in got if m is not None] == [n.to_bytes(2, "big") * 100 for n in range(300)]
 
 
+def test_new_message_under_a_remembered_reference_still_drops_old_parts() -> None:
+    """After the reference wraps, a message with the key of one completed lately: a part
+    equal to that message's part of the same number is a duplicate, even once the new
+    message has begun (and so it never completes from the old part)."""
+    old = bytes(134) + b"A" * 134 + bytes(134)
+    new = b"B" * 134 + b"A" * 134 + b"C" * 134
+    r = Reassembler(timeout_s=1000)
+    for p in segment(old, ref=7):
+        r.add("a", p, 0.0)
+    p1, p2, p3 = segment(new, ref=7)
+    assert r.add("a", p1, 1.0) is None and r.pending == 1
+    assert r.add("a", p2, 1.0) is None
+    assert r.counters.duplicates == 1
+    assert r.add("a", p3, 1.0) is None and r.pending == 1
+    assert r.counters.completed == 1
+
+
 def test_partial_message_expires_and_is_counted() -> None:
     parts = segment(bytes(500), ref=1)
     r = Reassembler(timeout_s=30)
