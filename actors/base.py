@@ -65,10 +65,6 @@ def plain_text_of(data: bytes) -> str | None:
     return None
 
 
-#: the state-store table of sealed SMS not yet known to be sent (restartable parties)
-OUTBOX_TABLE = "outbox"
-
-
 @dataclass(frozen=True)
 class Outgoing:
     """A sealed SMS on its way out: the envelope, for whom, and its sequence number."""
@@ -259,21 +255,16 @@ class Actor:
     async def save_receiver_state(self, store: StateStore) -> None:
         """Persist (inside the step's SQL transaction) the replay windows of the senders heard
         since the last save and the next sequence number: constant work per message, however
-        many parties there are."""
+        many parties there are. One statement for all of it."""
+        items: list[tuple[str, str, dict]] = []
         for sender_id in sorted(self.replay_dirty):
             window = self.replay.export_sender(sender_id)
             if window is not None:
-                await store.put("replay", sender_id, {"window": window})
+                items.append(("replay", sender_id, {"window": window}))
+        meta = {"window_s": self.replay.window_s, "seq_window": self.replay.seq_window, "next_seq": self.next_seq}
+        items.append(("meta", "receiver", meta))
+        await store.put_many(items)
         self.replay_dirty.clear()
-        await store.put(
-            "meta",
-            "receiver",
-            {
-                "window_s": self.replay.window_s,
-                "seq_window": self.replay.seq_window,
-                "next_seq": self.next_seq,
-            },
-        )
 
     async def restore_receiver_state(self, store: StateStore) -> None:
         """After a restart: the replay windows as stored, and a sequence number past any this
@@ -379,18 +370,13 @@ class Actor:
     # --- the outbox: SMS of a step that survive a crash ------------------------------------
 
     async def stage_outbox(self, store: StateStore, outgoing: list[Outgoing]) -> None:
-        """Inside the step's SQL transaction: keep its sealed SMS in the ``outbox`` table, so
-        that they commit with the step and a crash before they are sent does not lose them."""
-        for out in outgoing:
-            await store.put(
-                OUTBOX_TABLE,
-                f"{out.seq:020d}",
-                {
-                    "to": out.recipient_id,
-                    "envelope": out.envelope.hex(),
-                    "type": out.meta.message_type,
-                    "contract_no": out.meta.contract_no,
-                },
+        """Inside the step's SQL transaction: keep its sealed SMS in the store's outbox (one
+        statement), so that they commit with the step and a crash before they are sent does
+        not lose them."""
+        if outgoing:
+            await store.outbox_add(
+                [(out.seq, out.recipient_id, out.meta.message_type, out.meta.contract_no, out.envelope)
+                 for out in outgoing]
             )
 
     async def flush_outbox(self, store: StateStore, outgoing: list[Outgoing]) -> None:
@@ -399,17 +385,14 @@ class Actor:
         for out in outgoing:
             self.transmit(out)
         if outgoing:
-            await store.delete_many(OUTBOX_TABLE, [f"{out.seq:020d}" for out in outgoing])
+            await store.outbox_remove([out.seq for out in outgoing])
 
     async def resend_outbox(self, store: StateStore) -> int:
         """After a restart: send what a crash kept in the outbox, byte for byte (same
         sequence numbers: a receiver that got one already refuses the copy as a replay)."""
         outgoing = [
-            Outgoing(
-                record["to"], bytes.fromhex(record["envelope"]),
-                SendMeta(message_type=record["type"], contract_no=record["contract_no"]), int(key),
-            )
-            for key, record in sorted((await store.load(OUTBOX_TABLE)).items())
+            Outgoing(recipient_id, envelope, SendMeta(message_type=message_type, contract_no=contract_no), seq)
+            for seq, recipient_id, message_type, contract_no, envelope in await store.outbox_load()
         ]
         for out in outgoing:
             self.tracer.record(

@@ -255,10 +255,15 @@ class Tracer(Protocol):
 @runtime_checkable
 class StateStore(Protocol):
     """Durable key/value state of a restartable party (the payment center): transactions,
-    timers, replay windows, registrations. Writes made inside the books' ``atomic()`` block
-    commit with the ledger work of the same protocol step."""
+    timers, replay windows, registrations, and the outbox of sealed SMS not yet sent. Writes
+    made inside the books' ``atomic()`` block commit with the ledger work of the same
+    protocol step."""
 
     async def put(self, table: str, key: str, value: dict) -> None: ...
+
+    async def put_many(self, items: list[tuple[str, str, dict]]) -> None:
+        """Several ``(table, key, value)`` puts at once, all or none, in order."""
+        ...
 
     async def delete(self, table: str, key: str) -> None: ...
 
@@ -267,6 +272,19 @@ class StateStore(Protocol):
         ...
 
     async def load(self, table: str) -> dict[str, dict]: ...
+
+    async def outbox_add(self, entries: list[tuple[int, str, str, str | None, bytes]]) -> None:
+        """Keep sealed SMS ``(seq, recipient_id, message_type, contract_no, envelope)`` until
+        sent, all or none (inside the step's transaction: they commit with it)."""
+        ...
+
+    async def outbox_remove(self, seqs: list[int]) -> None:
+        """Forget sent SMS by sequence number, all or none."""
+        ...
+
+    async def outbox_load(self) -> list[tuple[int, str, str, str | None, bytes]]:
+        """The SMS still kept, as given to :meth:`outbox_add`, by sequence number."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 :class:`SqliteCreditBureau` implements :class:`actors.ports.CreditBureau`. It keeps its
 tables in a :class:`mpay.ledger.Ledger`'s database (normally the payment center's) and
-writes through the ledger's :meth:`~mpay.ledger.Ledger.run_sync`, so a rating and the payment
-center's own state commit together inside one ``atomic()`` block.
+writes through the ledger (:meth:`~mpay.ledger.Ledger.run_one_write`), so a rating and the
+payment center's own state commit together inside one ``atomic()`` block. An outcome or a
+rating and the events it books are one INSERT (triggers book the events).
 
 What happens to a party is stored as *events* (a settled transaction, a refund, a rating
 received, a lost dispute, a missed deadline). A pluggable :class:`ScoreModel` turns a party's
@@ -212,29 +213,88 @@ class MerchantScoreLimit:
 
 # --- the bureau -----------------------------------------------------------------------------
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS credit_outcomes (
-        contract_no TEXT PRIMARY KEY,
-        customer_id TEXT NOT NULL,
-        merchant_id TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        at_s REAL NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS credit_ratings (
+# credit_ratings and credit_events are kept together by the key they are read by (a contract,
+# a party), each row numbered 1, 2, ... in the order recorded within it (``seq``, the order
+# a rowid gave): a row is written to one page, where a rowid table and its index wrote two.
+_RATINGS_TABLE = """CREATE TABLE IF NOT EXISTS credit_ratings (
         contract_no TEXT NOT NULL,
         rater_id TEXT NOT NULL,
         ratee_id TEXT NOT NULL,
         stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
         comment TEXT NOT NULL,
         at_s REAL NOT NULL,
-        PRIMARY KEY (contract_no, rater_id))""",
-    """CREATE TABLE IF NOT EXISTS credit_events (
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (contract_no, rater_id)) WITHOUT ROWID"""
+_EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS credit_events (
         party_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
         kind TEXT NOT NULL,
         at_s REAL NOT NULL,
         stars INTEGER,
-        contract_no TEXT)""",
-    "CREATE INDEX IF NOT EXISTS credit_events_party ON credit_events (party_id, at_s)",
+        contract_no TEXT,
+        PRIMARY KEY (party_id, seq)) WITHOUT ROWID"""
+
+_SCHEMA = (
+    # WITHOUT ROWID: read only by contract_no, so one B-tree instead of a table and its
+    # primary-key index (a page less written per outcome)
+    """CREATE TABLE IF NOT EXISTS credit_outcomes (
+        contract_no TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        merchant_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        at_s REAL NOT NULL) WITHOUT ROWID""",
+    _RATINGS_TABLE,
+    _EVENTS_TABLE,
 )
+
+
+def _add_event_sql(party: str, kind: str, at_s: str, stars: str, contract_no: str) -> str:
+    """One event, numbered after the party's last (read from the end of the party's rows).
+    A scalar subquery in VALUES: an INSERT ... SELECT from its own table would first copy
+    the SELECT's result into a temporary table (twice the time)."""
+    return (
+        "INSERT INTO credit_events (party_id, seq, kind, at_s, stars, contract_no) VALUES "
+        f"({party}, (SELECT coalesce(max(seq), 0) + 1 FROM credit_events WHERE party_id = {party}), "
+        f"{kind}, {at_s}, {stars}, {contract_no})"
+    )
+
+
+_SQL_ADD_EVENT = _add_event_sql("?1", "?2", "?3", "?4", "?5")
+#: the event kind of an outcome, as SQL (:data:`OUTCOME_EVENTS`; others: the outcome itself)
+_OUTCOME_KIND = (
+    "CASE NEW.outcome "
+    + " ".join(f"WHEN '{outcome}' THEN '{kind}'" for outcome, kind in OUTCOME_EVENTS.items())
+    + " ELSE NEW.outcome END"
+)
+#: an outcome or a rating and its events are one statement (atomic by itself, no savepoint)
+_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS credit_outcomes_events AFTER INSERT ON credit_outcomes BEGIN "
+    + _add_event_sql("NEW.customer_id", _OUTCOME_KIND, "NEW.at_s", "NULL", "NEW.contract_no") + "; "
+    + _add_event_sql("NEW.merchant_id", _OUTCOME_KIND, "NEW.at_s", "NULL", "NEW.contract_no") + "; END",
+    "CREATE TRIGGER IF NOT EXISTS credit_ratings_event AFTER INSERT ON credit_ratings BEGIN "
+    + _add_event_sql("NEW.ratee_id", f"'{RATING}'", "NEW.at_s", "NEW.stars", "NEW.contract_no") + "; END",
+)
+
+
+#: a rating, numbered after the contract's others (a scalar subquery, as in _add_event_sql)
+_SQL_ADD_RATING = (
+    "INSERT INTO credit_ratings (contract_no, rater_id, ratee_id, stars, comment, at_s, seq) VALUES "
+    "(?1, ?2, ?3, ?4, ?5, ?6, (SELECT count(*) + 1 FROM credit_ratings WHERE contract_no = ?1))"
+)
+
+
+def _number_rows(c: sqlite3.Connection, table: str, create: str, within: str, columns: str) -> None:
+    """A database of an earlier version keeps ``table`` as a rowid table without ``seq``:
+    rebuild it, numbering the rows of each ``within`` value in their rowid (recording) order."""
+    if "seq" in {row[1] for row in c.execute(f"PRAGMA table_info({table})")}:
+        return
+    c.execute(f"ALTER TABLE {table} RENAME TO {table}_unnumbered")
+    c.execute(create)
+    c.execute(
+        f"INSERT INTO {table} ({columns}, seq) SELECT {columns}, "
+        f"row_number() OVER (PARTITION BY {within} ORDER BY rowid) FROM {table}_unnumbered"
+    )
+    c.execute(f"DROP TABLE {table}_unnumbered")  # and its indexes
 
 
 def _check_id(value: object, what: str) -> str:
@@ -287,6 +347,11 @@ class SqliteCreditBureau:
         def setup(c: sqlite3.Connection) -> None:
             for stmt in _SCHEMA:
                 c.execute(stmt)
+            _number_rows(c, "credit_ratings", _RATINGS_TABLE, "contract_no",
+                         "contract_no, rater_id, ratee_id, stars, comment, at_s")
+            _number_rows(c, "credit_events", _EVENTS_TABLE, "party_id", "party_id, kind, at_s, stars, contract_no")
+            for stmt in _TRIGGERS:
+                c.execute(stmt)
 
         await ledger.run_sync(setup)
         return cls(ledger, model=model, policy=policy, integrity_points=integrity_points)
@@ -305,26 +370,22 @@ class SqliteCreditBureau:
             raise ValueError("customer and merchant must be different parties")
 
         def work(c: sqlite3.Connection) -> None:
+            inserted = c.execute(  # its trigger books the two events
+                "INSERT INTO credit_outcomes VALUES (?,?,?,?,?) ON CONFLICT (contract_no) DO NOTHING",
+                (contract_no, customer_id, merchant_id, outcome, at),
+            ).rowcount
+            if inserted:
+                return
             row = c.execute(
                 "SELECT customer_id, merchant_id, outcome FROM credit_outcomes WHERE contract_no = ?",
                 (contract_no,),
             ).fetchone()
-            if row is not None:
-                if tuple(row) != (customer_id, merchant_id, outcome):
-                    raise OutcomeConflict(
-                        f"contract {contract_no} already ended as {row[2]} between {row[0]} and {row[1]}"
-                    )
-                return
-            c.execute(
-                "INSERT INTO credit_outcomes VALUES (?,?,?,?,?)", (contract_no, customer_id, merchant_id, outcome, at)
-            )
-            kind = OUTCOME_EVENTS.get(outcome, outcome)
-            c.executemany(
-                "INSERT INTO credit_events (party_id, kind, at_s, stars, contract_no) VALUES (?,?,?,NULL,?)",
-                [(customer_id, kind, at, contract_no), (merchant_id, kind, at, contract_no)],
-            )
+            if tuple(row) != (customer_id, merchant_id, outcome):
+                raise OutcomeConflict(
+                    f"contract {contract_no} already ended as {row[2]} between {row[0]} and {row[1]}"
+                )
 
-        await self.ledger.run_sync(work)
+        await self.ledger.run_one_write(work)
 
     async def record_behaviour(self, party_id: str, kind: str, at_s: float) -> None:
         """A behaviour event such as 'deadline_missed' or 'dispute_lost'."""
@@ -333,10 +394,7 @@ class SqliteCreditBureau:
         if kind == RATING:
             raise ValueError("ratings arrive through rate()")
         at = _check_time(at_s, "at_s")
-        await self.ledger.execute(  # one statement: atomic without a savepoint
-            "INSERT INTO credit_events (party_id, kind, at_s, stars, contract_no) VALUES (?,?,?,NULL,NULL)",
-            (party_id, kind, at),
-        )
+        await self.ledger.execute(_SQL_ADD_EVENT, (party_id, kind, at, None, None))  # one statement: atomic
 
     async def rate(
         self, contract_no: str, rater_id: str, ratee_id: str, stars: int, comment: str, at_s: float
@@ -365,19 +423,12 @@ class SqliteCreditBureau:
                 raise RatingRefused(f"{rater_id} may rate only {other} for contract {contract_no}")
             if at < ended_at:
                 raise RatingRefused(f"rating at {at} s precedes the end of contract {contract_no} at {ended_at} s")
-            try:
-                c.execute(
-                    "INSERT INTO credit_ratings VALUES (?,?,?,?,?,?)",
-                    (contract_no, rater_id, ratee_id, stars, comment, at),
-                )
+            try:  # its trigger books the ratee's event
+                c.execute(_SQL_ADD_RATING, (contract_no, rater_id, ratee_id, stars, comment, at))
             except sqlite3.IntegrityError:
                 raise RatingRefused(f"{rater_id} already rated contract {contract_no}") from None
-            c.execute(
-                "INSERT INTO credit_events (party_id, kind, at_s, stars, contract_no) VALUES (?,?,?,?,?)",
-                (ratee_id, RATING, at, stars, contract_no),
-            )
 
-        await self.ledger.run_sync(work)
+        await self.ledger.run_one_write(work)
 
     async def events(self, party_id: str, until_s: float | None = None) -> list[CreditEvent]:
         """A party's events in time order (up to ``until_s`` inclusive)."""
@@ -385,7 +436,7 @@ class SqliteCreditBureau:
 
         def work(c: sqlite3.Connection) -> list[CreditEvent]:
             rows = c.execute(
-                "SELECT kind, at_s, stars FROM credit_events WHERE party_id = ? ORDER BY at_s, rowid", (party_id,)
+                "SELECT kind, at_s, stars FROM credit_events WHERE party_id = ? ORDER BY at_s, seq", (party_id,)
             ).fetchall()
             return [CreditEvent(k, a, s) for k, a, s in rows if a <= limit]
 
@@ -418,7 +469,7 @@ class SqliteCreditBureau:
         rows = await self.ledger.read(
             lambda c: c.execute(
                 "SELECT rater_id, ratee_id, stars, comment, at_s FROM credit_ratings WHERE contract_no = ? "
-                "ORDER BY at_s, rowid",
+                "ORDER BY at_s, seq",
                 (contract_no,),
             ).fetchall()
         )

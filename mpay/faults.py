@@ -175,12 +175,20 @@ class FaultyStore:
         self.party_id = party_id
         self.armed = armed
 
-    async def put(self, table: str, key: str, value: dict) -> None:
+    def _crash_if_armed(self, what: str) -> None:
         if self.party_id in self.armed.before_commit:
             self.armed.before_commit.discard(self.party_id)
             self.armed.crashed.add(self.party_id)
-            raise SimulatedCrash(f"{self.party_id} crashed before committing ({table}/{key})")
+            raise SimulatedCrash(f"{self.party_id} crashed before committing ({what})")
+
+    async def put(self, table: str, key: str, value: dict) -> None:
+        self._crash_if_armed(f"{table}/{key}")
         await self.inner.put(table, key, value)
+
+    async def put_many(self, items: list[tuple[str, str, dict]]) -> None:
+        if items:
+            self._crash_if_armed(f"{items[0][0]}/{items[0][1]}")
+        await self.inner.put_many(items)
 
     async def delete(self, table: str, key: str) -> None:
         await self.inner.delete(table, key)
@@ -190,6 +198,17 @@ class FaultyStore:
 
     async def load(self, table: str) -> dict[str, dict]:
         return await self.inner.load(table)
+
+    async def outbox_add(self, entries: list[tuple[int, str, str, str | None, bytes]]) -> None:
+        if entries:
+            self._crash_if_armed(f"outbox/{entries[0][0]}")
+        await self.inner.outbox_add(entries)
+
+    async def outbox_remove(self, seqs: list[int]) -> None:
+        await self.inner.outbox_remove(seqs)
+
+    async def outbox_load(self) -> list[tuple[int, str, str, str | None, bytes]]:
+        return await self.inner.outbox_load()
 
 
 class FaultyTransport:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from actors.ports import CreditBureau, RatingRefused
@@ -138,3 +140,82 @@ async def test_rating_commits_with_the_payment_centers_step(bureau: SqliteCredit
             raise RuntimeError("the step failed")
     await bureau.rate("c1", "alice", "shop", 5, "", 1.0)  # not counted as a second rating
     assert await bureau.integrity_points("shop") == 3
+
+
+async def test_an_outcome_or_a_rating_books_its_events_in_one_statement(bureau: SqliteCreditBureau) -> None:
+    await bureau.record_outcome("c1", "alice", "shop", "settled", 1.0)
+    await bureau.record_outcome("c1", "alice", "shop", "settled", 1.0)  # a duplicate books nothing
+    await bureau.record_outcome("c2", "alice", "shop", "declined", 2.0)  # an outcome not mapped
+    await bureau.rate("c1", "shop", "alice", 4, "", 3.0)
+    with pytest.raises(RatingRefused):
+        await bureau.rate("c1", "shop", "alice", 2, "", 4.0)  # refused: no second event either
+    await bureau.record_behaviour("alice", "deadline_missed", 2.0)
+    assert await bureau.events("alice") == [
+        CreditEvent("settled", 1.0), CreditEvent("declined", 2.0),
+        CreditEvent("deadline_missed", 2.0), CreditEvent("rating", 3.0, 4),
+    ]
+    assert await bureau.events("shop") == [CreditEvent("settled", 1.0), CreditEvent("declined", 2.0)]
+    rows = await bureau.ledger.execute("SELECT party_id, seq, kind FROM credit_events ORDER BY party_id, seq")
+    assert rows == [
+        ("alice", 1, "settled"), ("alice", 2, "declined"), ("alice", 3, "rating"), ("alice", 4, "deadline_missed"),
+        ("shop", 1, "settled"), ("shop", 2, "declined"),
+    ]
+
+
+async def test_ratings_at_the_same_moment_keep_the_order_they_came_in(bureau: SqliteCreditBureau) -> None:
+    await bureau.record_outcome("c1", "zoe", "shop", "settled", 1.0)
+    await bureau.rate("c1", "zoe", "shop", 5, "first", 2.0)
+    await bureau.rate("c1", "shop", "zoe", 3, "second", 2.0)
+    assert [r[0] for r in await bureau.ratings("c1")] == ["zoe", "shop"]
+
+
+async def test_ratings_and_events_kept_by_an_earlier_version_are_numbered_on_open(tmp_path) -> None:
+    """Earlier versions kept ``credit_events`` and ``credit_ratings`` as rowid tables with
+    an index on the party and the primary key's index."""
+    path = tmp_path / "pc.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE credit_ratings (contract_no TEXT NOT NULL, rater_id TEXT NOT NULL, ratee_id TEXT NOT NULL, "
+        "stars INTEGER NOT NULL, comment TEXT NOT NULL, at_s REAL NOT NULL, PRIMARY KEY (contract_no, rater_id))"
+    )
+    db.executemany(
+        "INSERT INTO credit_ratings VALUES (?,?,?,?,?,?)",
+        [("c1", "zoe", "shop", 2, "", 5.0), ("c1", "shop", "zoe", 4, "", 5.0), ("c2", "zoe", "mall", 5, "", 1.0)],
+    )
+    db.execute(
+        "CREATE TABLE credit_outcomes (contract_no TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+        "merchant_id TEXT NOT NULL, outcome TEXT NOT NULL, at_s REAL NOT NULL)"
+    )
+    db.executemany(
+        "INSERT INTO credit_outcomes VALUES (?,?,?,?,?)",
+        [("c1", "zoe", "shop", "settled", 0.0), ("c2", "zoe", "mall", "settled", 0.0)],
+    )
+    db.execute(
+        "CREATE TABLE credit_events (party_id TEXT NOT NULL, kind TEXT NOT NULL, at_s REAL NOT NULL, "
+        "stars INTEGER, contract_no TEXT)"
+    )
+    db.execute("CREATE INDEX credit_events_party ON credit_events (party_id, at_s)")
+    db.executemany(
+        "INSERT INTO credit_events VALUES (?,?,?,?,?)",
+        [("shop", "settled", 5.0, None, "c1"), ("alice", "rating", 5.0, 2, "c1"),
+         ("shop", "deadline_missed", 5.0, None, None), ("alice", "settled", 1.0, None, "c0")],
+    )
+    db.commit()
+    db.close()
+    ledger = await Ledger.open(path, name="payment_center")
+    try:
+        bureau = await SqliteCreditBureau.open(ledger)
+        assert await bureau.events("shop") == [CreditEvent("settled", 5.0), CreditEvent("deadline_missed", 5.0)]
+        assert await bureau.events("alice") == [CreditEvent("settled", 1.0), CreditEvent("rating", 5.0, 2)]
+        await bureau.record_behaviour("shop", "dispute_lost", 5.0)  # numbered after the old ones
+        assert [e.kind for e in await bureau.events("shop")] == ["settled", "deadline_missed", "dispute_lost"]
+        assert [r[:2] for r in await bureau.ratings("c1")] == [("zoe", "shop"), ("shop", "zoe")]
+        with pytest.raises(RatingRefused, match="already rated"):
+            await bureau.rate("c1", "zoe", "shop", 1, "", 9.0)  # the primary key still holds
+        await bureau.rate("c2", "mall", "zoe", 4, "", 1.0)  # numbered after zoe's
+        assert [r[0] for r in await bureau.ratings("c2")] == ["zoe", "mall"]
+        await SqliteCreditBureau.open(ledger)  # a second open changes nothing
+        assert len(await bureau.events("shop")) == 3
+        assert len(await bureau.ratings("c1")) == 2
+    finally:
+        await ledger.close()

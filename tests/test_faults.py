@@ -15,12 +15,16 @@ from typing import Any
 
 import pytest
 
-from mpay.faults import ClockSkew, CrashPoint, FaultError, FaultPlan, SimulatedCrash, SkewedClock
+from mpay.faults import (
+    ClockSkew, CrashPoint, FaultError, FaultPlan, FaultyStore, SimulatedCrash, SkewedClock, _Armed,
+)
 from mpay.kernel import Kernel
+from mpay.ledger import Ledger
 from mpay.network import LinkConfig, SmsNetwork
 from mpay.scenario import ScenarioError, load_scenario, parse_scenario
+from mpay.state_store import SqliteStateStore
 from mpay.world import World
-from actors.ports import SendMeta
+from actors.ports import SendMeta, StateStore
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -253,3 +257,34 @@ def test_fault_specs_are_checked() -> None:
     with pytest.raises(ScenarioError, match="unknown party 'zed'"):
         parse_scenario({**base, "faults": {"clock_skew": [{"party": "zed", "offset_s": 5}]}})
     assert issubclass(SimulatedCrash, Exception) and not issubclass(SimulatedCrash, FaultError)
+
+
+async def test_the_faulty_store_crashes_at_any_first_write_and_passes_everything_on(tmp_path: Path) -> None:
+    """Every write method of the store port can be a step's first write: each one crashes
+    when armed (before anything reaches the database), and every method reaches the store."""
+    ledger = await Ledger.open(tmp_path / "pc.sqlite", name="pc")
+    try:
+        armed = _Armed()
+        store = FaultyStore(await SqliteStateStore.open(ledger), "mpc", armed)
+        assert isinstance(store, StateStore)
+        writes = [
+            lambda: store.put("txns", "C-1", {"state": "open"}),
+            lambda: store.put_many([("replay", "alice", {"window": [1, "1"]}), ("meta", "receiver", {})]),
+            lambda: store.outbox_add([(5, "alice", "settlement_notice", "C-1", b"\xd8\x60")]),
+        ]
+        for write in writes:
+            armed.before_commit.add("mpc")
+            with pytest.raises(SimulatedCrash):
+                await write()
+            assert armed.crashed == {"mpc"} and not armed.before_commit
+            armed.crashed.clear()
+            await write()  # disarmed: it goes through
+        assert await store.load("txns") == {"C-1": {"state": "open"}}
+        assert await store.load("meta") == {"receiver": {}}
+        assert await store.outbox_load() == [(5, "alice", "settlement_notice", "C-1", b"\xd8\x60")]
+        await store.outbox_remove([5])
+        await store.delete_many("replay", ["alice"])
+        await store.delete("txns", "C-1")
+        assert await store.outbox_load() == [] and await store.load("replay") == {} and await store.load("txns") == {}
+    finally:
+        await ledger.close()

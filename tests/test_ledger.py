@@ -12,6 +12,7 @@ from actors.ports import (
     AmountInvalid,
     CurrencyMismatch,
     InsufficientFunds,
+    LedgerError,
     PendingAlreadyResolved,
     PendingExpired,
     PendingNotFound,
@@ -31,6 +32,7 @@ from mpay.ledger import (
     PENDING,
     POST_PENDING,
     VOID_PENDING,
+    WAL_AUTOCHECKPOINT_PAGES,
     Ledger,
     Transfer,
 )
@@ -419,3 +421,26 @@ async def test_file_database_uses_wal_and_survives_reopen(tmp_path, clock) -> No
     await led.close()
     with pytest.raises(ValueError):
         await Ledger.open(path, synchronous="sometimes")
+
+
+async def test_wal_checkpoints_every_so_many_pages(tmp_path) -> None:
+    led = await Ledger.open(tmp_path / "pc.db", name="pc")
+    assert await led.execute("PRAGMA wal_autocheckpoint") == [(WAL_AUTOCHECKPOINT_PAGES,)]
+    await led.close()
+
+
+async def test_inline_statements_inside_a_block_join_it(tmp_path) -> None:
+    led = await Ledger.open(tmp_path / "pc.db", name="pc", inline=True)
+    await led.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(RuntimeError):
+        async with led.atomic():
+            await led.execute("INSERT INTO t VALUES (1)")
+            assert await led.execute("SELECT x FROM t") == [(1,)]
+            raise RuntimeError("the step failed")
+    async with led.atomic():
+        await led.execute("INSERT INTO t VALUES (2)")
+    await led.execute("INSERT INTO t VALUES (3)")  # outside a block: commits by itself
+    assert await led.execute("SELECT x FROM t ORDER BY x") == [(2,), (3,)]
+    await led.close()
+    with pytest.raises(LedgerError):
+        await led.execute("SELECT 1")
