@@ -89,9 +89,8 @@ class Bank(Actor):
         """Inside ``books.atomic()``: one record (if given) and the receiver state."""
         if self.store is None:
             return
-        if table is not None and value is not None:
-            await self.store.put(table, key, value)
-        await self.save_receiver_state(self.store)
+        record = [(table, key, value)] if table is not None and value is not None else None
+        await self.save_receiver_state(self.store, record)
 
     # --- init 3 and step 5 -----------------------------------------------------------------
 

@@ -252,11 +252,14 @@ class Actor:
         )
         self.replay_dirty.add(opened.sender_id)
 
-    async def save_receiver_state(self, store: StateStore) -> None:
+    async def save_receiver_state(
+        self, store: StateStore, records: list[tuple[str, str, dict]] | None = None
+    ) -> None:
         """Persist (inside the step's SQL transaction) the replay windows of the senders heard
         since the last save and the next sequence number: constant work per message, however
-        many parties there are. One statement for all of it."""
-        items: list[tuple[str, str, dict]] = []
+        many parties there are. ``records`` (table, key, document), the step's own state, go
+        in the same statement: one statement for all of it."""
+        items: list[tuple[str, str, dict]] = list(records) if records else []
         for sender_id in sorted(self.replay_dirty):
             window = self.replay.export_sender(sender_id)
             if window is not None:
