@@ -92,6 +92,18 @@ def test_scale_runs_in_a_subprocess(config):
     assert result["steps"] == []
 
 
+def test_scale_peak_memory_is_the_childs_own(config):
+    """A big bench process must not lend its own resident set to the child's peak (Linux
+    carries it over into the child's ``ru_maxrss``)."""
+    ballast = bytearray(400 * 2**20)
+    ballast[:: 4096] = b"\x01" * len(range(0, len(ballast), 4096))  # resident, not just reserved
+    parent_mb = B._rss_bytes() / 2**20
+    assert parent_mb > 400
+    (run,) = B.scale(config)["runs"]
+    assert 0 < run["peak_rss_mb"] < parent_mb - 200
+    del ballast
+
+
 async def test_ledger_ratio(config):
     result = await B.ledger(config)
     for label in ("commit_each", "one_transaction"):
