@@ -110,8 +110,8 @@ class PaymentCenter(Actor):
         for der_hex in record.get("certificates", ()):
             self.trust.add(load_der_certificate(bytes.fromhex(der_hex)))
 
-    async def _save_receiver_state(self, records: list[tuple[str, str, dict]] | None = None) -> None:
-        await self.save_receiver_state(self.store, records)
+    async def _save_receiver_state(self) -> None:
+        await self.save_receiver_state(self.store)
 
     # --- initialization (seed init 3, 4) ---------------------------------------------------
 
@@ -332,9 +332,12 @@ class PaymentCenter(Actor):
             if prelude is not None:
                 await prelude()
             txn = await self._step(txn, event, outbox, timers)
+            # Written before sealing, so that a crash at this first write comes before any
+            # sms_sent in the trace (sealing uses up sequence numbers and traces sms_sent).
+            await self.store.put("txns", txn.contract_no, txn.to_dict())
             sealed = [self.seal_outgoing(recipient_id, message) for recipient_id, message in outbox]
             await self.stage_outbox(self.store, sealed)
-            await self._save_receiver_state([("txns", txn.contract_no, txn.to_dict())])
+            await self._save_receiver_state()
         self.txns[txn.contract_no] = txn
         for effect in timers:
             if isinstance(effect, e.StartTimer):

@@ -9,6 +9,8 @@ in docs/threat-model.md ("Crashes").
 
 from __future__ import annotations
 
+import json
+
 import random
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,14 @@ def _sweep() -> list[tuple[str, str, str, str]]:
     return cases
 
 
+def _sent_but_never_opened(trace: Path, party: str) -> list[tuple[str, int]]:
+    """(recipient, seq) of each ``sms_sent`` of ``party`` that no recipient ever opened."""
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    opened = {(e["actor"], e["seq"]) for e in events if e["kind"] == "sms_opened" and e["sender"] == party}
+    return [(e["to"], e["seq"]) for e in events
+            if e["kind"] == "sms_sent" and e["actor"] == party and (e["to"], e["seq"]) not in opened]
+
+
 @pytest.fixture(scope="module")
 def baselines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     import asyncio
@@ -132,6 +142,8 @@ async def test_crash_point_sweep(
     if where == "before_commit" and crashes[0]["where"] == where:
         expected = LOSSY_OUTCOMES.get((baseline, on, where)) or BANK_LOSSY.get(on, baselines[baseline])
         assert outcome == expected
+        # the lost step's SMS never went on the air, so the trace must not say they were sent
+        assert _sent_but_never_opened(tmp_path / "trace.jsonl", party) == []
     else:  # after the step, or before its SMS went out (the outbox sends them after the restart)
         assert outcome == baselines[baseline]
         assert summary["security"]["rejected"] == {}
