@@ -10,7 +10,6 @@ in docs/threat-model.md ("Crashes").
 from __future__ import annotations
 
 import json
-
 import random
 from pathlib import Path
 from typing import Any
