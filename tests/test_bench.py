@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -110,6 +113,21 @@ def test_scale_peak_memory_is_the_childs_own(config):
     (run,) = B.scale(config)["runs"]
     assert 0 < run["peak_rss_mb"] < parent_mb - 200
     del ballast
+
+
+def test_scale_timeline_rows_follow_both_phases():
+    """bench/scale_timeline.py: every order is opened before any closes, and its rows count
+    them (the script the (d) analysis in docs/performance.md quotes)."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "scale_timeline.py"
+    done = subprocess.run([sys.executable, str(script), "--txns", "12", "--every", "6"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    rows = [line.split() for line in lines[1:-1]]
+    assert [(int(r[2]), int(r[3])) for r in rows] == [(6, 0), (12, 0), (12, 6), (12, 12)]
+    walls = [float(r[0]) for r in rows]
+    assert walls == sorted(walls) and walls[0] > 0
+    assert lines[-1].startswith("12 transactions (rsa2048): order phase ")
 
 
 async def test_ledger_ratio(config):
