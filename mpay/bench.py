@@ -876,9 +876,11 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # pragma: no cover - not Linux
 
 
-async def scale_child(txns: int, suite_name: str, customers: int, merchants: int) -> dict[str, Any]:
+async def scale_child(txns: int, suite_name: str, customers: int, merchants: int,
+                      on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """One scale run (meant for a subprocess of its own): wall times, peak RSS, and the RSS
-    growth per open transaction at the moment most transactions were open."""
+    growth per open transaction at the moment most transactions were open. ``on_event``
+    also sees every trace event (bench/scale_timeline.py)."""
     scenario = _happy_scenario(suite_name, customers=customers, merchants=merchants, txns=txns,
                                name=f"bench-scale-{txns}")
     state = {"open": 0, "max_open": 0, "rss_at_max": 0, "rss_after_init": 0}
@@ -898,7 +900,8 @@ async def scale_child(txns: int, suite_name: str, customers: int, merchants: int
             state["rss_after_init"] = _rss_bytes()
 
     with tempfile.TemporaryDirectory(prefix="mpay-bench-scale-") as tmp:
-        result = await run_orders(scenario, Path(tmp), None, lambda w: w.tracer.listeners.append(listener))
+        listeners = [listener] if on_event is None else [listener, on_event]
+        result = await run_orders(scenario, Path(tmp), None, lambda w: w.tracer.listeners.extend(listeners))
     if result["outcomes"] != {"settled": txns} or not result["invariants_hold"]:
         raise BenchError(f"scale run of {txns}: outcomes {result['outcomes']}")
     peak_kb = _peak_rss_kb()
