@@ -29,7 +29,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mpay import bench  # noqa: E402
-from protocol import escrow  # noqa: E402
 
 
 class Timeline:
@@ -60,11 +59,10 @@ class Timeline:
             self.opened += 1
             if self.opened % self.every == 0:
                 self.row()
-        elif kind == "transition" and event.get("actor") == "mpc":
-            if escrow.is_terminal(event["after"]) and not escrow.is_terminal(event["before"]):
-                self.closed += 1
-                if self.closed % self.every == 0:
-                    self.row()
+        elif bench.closes_txn(event):
+            self.closed += 1
+            if self.closed % self.every == 0:
+                self.row()
 
     def row(self) -> None:
         assert self.first_order_s is not None

@@ -876,6 +876,12 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # pragma: no cover - not Linux
 
 
+def closes_txn(event: dict[str, Any]) -> bool:
+    """Whether a trace event is the payment center moving a transaction to a final state."""
+    return (event["kind"] == "transition" and event.get("actor") == "mpc"
+            and escrow.is_terminal(event["after"]) and not escrow.is_terminal(event["before"]))
+
+
 async def scale_child(txns: int, suite_name: str, customers: int, merchants: int,
                       on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """One scale run (meant for a subprocess of its own): wall times, peak RSS, and the RSS
@@ -893,9 +899,8 @@ async def scale_child(txns: int, suite_name: str, customers: int, merchants: int
                 state["max_open"] = state["open"]
                 if state["open"] % 64 == 0 or state["open"] == txns:
                     state["rss_at_max"] = _rss_bytes()
-        elif kind == "transition" and event.get("actor") == "mpc":
-            if escrow.is_terminal(event["after"]) and not escrow.is_terminal(event["before"]):
-                state["open"] -= 1
+        elif closes_txn(event):
+            state["open"] -= 1
         elif kind == "initialized":
             state["rss_after_init"] = _rss_bytes()
 
