@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple, get_args, get_origin
 
@@ -338,11 +339,52 @@ def _read_fields(payload: bytes, pos: int, layout: _Layout) -> tuple[dict[str, A
         elif is_tuple:
             read = _read_parts(payload, pos, part_layout)
         else:
+            start = pos
             read = _read_fields(payload, pos, part_layout)
+            if read is not None and part_layout.model in _SHARED_PART_MODELS:
+                fields[name], pos = _shared_part(payload[start:read[1]], part_layout.model, read[0]), read[1]
+                continue
         if read is None:
             return None
         fields[name], pos = read
     return fields, pos
+
+
+#: frozen parts that every party of a transaction holds (the contract): one object per
+#: encoding, shared by whoever built or read those exact bytes
+_SHARED_PART_MODELS: frozenset[type[BaseModel]] = frozenset()
+#: deterministic encoding -> the live part it encodes. Each party of a transaction keeps the
+#: contract until the transaction closes; one object instead of a copy per party (and one
+#: validation instead of one per message carrying it) is a third of the memory an open
+#: transaction holds. Weak: an entry goes when the last party lets go of the contract.
+_PARTS_BY_ENCODING: weakref.WeakValueDictionary[bytes, BaseModel] = weakref.WeakValueDictionary()
+
+
+def _shared_part(encoding: bytes, model: type[BaseModel], fields: dict[str, Any]) -> Any:
+    """The part these bytes encode: the live one if any, else validated from ``fields`` and
+    kept. A part that fails validation stays a dict, so the message's own validation reports
+    it with its place in the message."""
+    part = _PARTS_BY_ENCODING.get(encoding)
+    if part is None:
+        try:
+            part = model.model_validate(fields)
+        except ValidationError:
+            return fields
+        _PARTS_BY_ENCODING[encoding] = part
+    return part
+
+
+def _share_sent_part(encoding: bytes, part: BaseModel, fields: dict[str, Any]) -> None:
+    """Let the readers of ``encoding`` share the sender's own ``part``, when reading those
+    bytes would give an equal part. Validated first: a sender may have built it unchecked
+    (``model_construct``), and a reader must never get what it would have refused."""
+    if encoding in _PARTS_BY_ENCODING:
+        return
+    try:
+        read = type(part).model_validate(fields)
+    except ValidationError:
+        return  # the reader's own validation reports it
+    _PARTS_BY_ENCODING[encoding] = part if read == part else read
 
 
 def _read_parts(payload: bytes, pos: int, layout: _Layout) -> tuple[list[dict[str, Any]], int] | None:
@@ -373,6 +415,9 @@ def _encode_model(model: BaseModel) -> bytes:
     if layout is not None:
         fields = _plain_fields(model, layout)
         if fields is not None:
+            for name, part_layout in layout.parts:
+                if part_layout.model in _SHARED_PART_MODELS:
+                    _share_sent_part(_in_order.encode(fields[name]), getattr(model, name), fields[name])
             return _in_order.encode(fields)
     return canonical_cbor(model.model_dump(mode="python"))
 
@@ -1094,6 +1139,7 @@ _CONTRACT_NO_FIELDS: dict[type, tuple[bool, bool]] = {
     cls: tuple(name in cls.model_fields or hasattr(cls, name) for name in ("contract_no", "contract"))  # type: ignore[misc]
     for cls in MESSAGE_MODELS.values()
 }
+_SHARED_PART_MODELS = frozenset({Contract})
 for _cls in (*MESSAGE_MODELS.values(), Contract):
     _layout = _layout_of(_cls)
     if _layout is not None:

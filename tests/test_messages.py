@@ -611,7 +611,7 @@ def _outcome(message_type: str, payload: bytes) -> Any:
 def _check_read(message_type: str, payload: bytes) -> None:
     """Whatever the reader accepts is exactly the deterministic encoding of what cbor2
     decodes, and decoding gives the same outcome with the reader and without it."""
-    read = m._read_payload(payload, m._LAYOUTS[MESSAGE_MODELS[message_type]])  # type: ignore[index]
+    read = _as_cbor2_reads(m._read_payload(payload, m._LAYOUTS[MESSAGE_MODELS[message_type]]))  # type: ignore[index]
     if read is not None:
         decoded = cbor2.loads(payload)
         assert read == decoded and _types(read) == _types(decoded)
@@ -619,6 +619,16 @@ def _check_read(message_type: str, payload: bytes) -> None:
     direct = _outcome(message_type, payload)
     with _without_payload_reader():
         assert _outcome(message_type, payload) == direct
+
+
+def _as_cbor2_reads(value: Any) -> Any:
+    """The reader's result with each shared part (a contract it hands out as the model
+    itself) as cbor2 reads that part's bytes."""
+    if isinstance(value, BaseModel):
+        return cbor2.loads(m._encode_model(value))
+    if isinstance(value, dict):
+        return {key: _as_cbor2_reads(item) for key, item in value.items()}
+    return value
 
 
 def _types(value: Any) -> Any:
@@ -632,7 +642,8 @@ def _types(value: Any) -> Any:
 def test_the_payload_reader_takes_every_payload_sealing_makes() -> None:
     for message_type, message in all_samples().items():
         payload = encode_message(message)
-        assert m._read_payload(payload, m._LAYOUTS[type(message)]) == cbor2.loads(payload), message_type
+        read = m._read_payload(payload, m._LAYOUTS[type(message)])
+        assert _as_cbor2_reads(read) == cbor2.loads(payload), message_type
 
 
 @pytest.mark.parametrize("message_type", ["confirmation_request", "rating", "top_up_receipt", "refund_agreement"])
@@ -741,3 +752,54 @@ def test_models_that_serialize_their_own_way_take_the_general_path() -> None:
     assert m._layout_of(Renamed) is None and m._layout_of(Computed) is None
     assert m._layout_of(Contract) is not None
     assert all(m._layout_of(cls) is not None for cls in MESSAGE_MODELS.values())
+
+
+# --- one contract object per encoding --------------------------------------------------------
+
+
+def test_every_reader_of_a_contract_shares_the_senders_object() -> None:
+    """The contract rides in three messages and every party keeps it until the transaction
+    closes: each decode of those bytes gives the sender's own (frozen) object, not a copy."""
+    contract = CONTRACT.model_copy(update={"contract_no": "C20260101-900001"})
+    order = m.OrderContract(order_ref="R1", contract=contract)
+    request = m.PaymentRequest(contract_no=contract.contract_no, contract=contract, customer_phone="13800138000")
+    read_order = decode_message(MessageType.ORDER_CONTRACT, encode_message(order))
+    read_request = decode_message(MessageType.PAYMENT_REQUEST, encode_message(request))
+    assert read_order == order and read_request == request
+    assert read_order.contract is contract and read_request.contract is contract  # type: ignore[attr-defined]
+
+
+def test_a_contract_read_twice_is_one_object_and_is_released_with_its_readers() -> None:
+    import gc
+    import weakref
+
+    fields = _contract_fields(contract_no="C20260101-900002")
+    fields["contract_no"] = "C20260101-900002"
+    payload = _cbor(fields)  # nobody built this contract
+    first = decode_message("payment_request", payload)
+    second = decode_message("payment_request", payload)
+    assert first.contract is second.contract  # type: ignore[attr-defined]
+    alive = weakref.ref(first.contract)  # type: ignore[attr-defined]
+    del first, second
+    gc.collect()
+    assert alive() is None, "the shared contract outlived every message holding it"
+    third = decode_message("payment_request", payload)
+    assert third.contract.contract_no == "C20260101-900002"  # type: ignore[attr-defined]
+
+
+def test_an_unchecked_contract_is_never_handed_to_a_reader() -> None:
+    """A sender may build a contract without validation (model_construct); its readers must
+    still refuse it, not receive the sender's object."""
+    fields = {**CONTRACT.__dict__, "contract_no": "C20260101-900003", "total_fen": CONTRACT.total_fen + 1}
+    forged = Contract.model_construct(**fields)
+    order = m.OrderContract.model_construct(order_ref="R1", contract=forged)
+    with pytest.raises(MalformedMessage, match="total_fen"):
+        decode_message(MessageType.ORDER_CONTRACT, encode_message(order))
+
+
+def test_a_contract_changed_in_transit_is_read_afresh() -> None:
+    contract = CONTRACT.model_copy(update={"contract_no": "C20260101-900004"})
+    payload = encode_message(m.OrderContract(order_ref="R1", contract=contract))
+    altered = payload.replace(b"C20260101-900004", b"C20260101-900005")
+    read = decode_message(MessageType.ORDER_CONTRACT, altered)
+    assert read.contract is not contract and read.contract.contract_no == "C20260101-900005"  # type: ignore[attr-defined]
