@@ -33,6 +33,7 @@ from mpay.adversary import Adversary, AttackContext, build_adversary
 from mpay.credit import SqliteCreditBureau
 from mpay.faults import ClockSkew, CrashPoint, FaultPlan, SimulatedCrash, TimedRestart
 from mpay.gc_policy import long_run_gc
+from mpay.genuine import GenuineCheck
 from mpay.invariants import invariant_report
 from mpay.kernel import HandlerFailed, Kernel
 from mpay.keycache import KeyCache
@@ -110,12 +111,8 @@ class World:
     #: public certificates (signing, encryption) and numbers: what an attacker can know
     published: dict[str, Any] = field(default_factory=dict)
     key_cache: KeyCache | None = None
-    #: (sender, recipient, seq) of every SMS a party sent, and of every one a party acted on
-    sent_keys: set[tuple[str, str, int]] = field(default_factory=set)
-    opened_keys: set[tuple[str, str, int]] = field(default_factory=set)
-    #: SMS acted upon that no party sent, or acted upon twice (must stay empty)
-    not_genuine: list[str] = field(default_factory=list)
-    _handling: dict[str, tuple[str, str, int] | None] = field(default_factory=dict)
+    #: what every party sent and acted upon, checked as the trace goes
+    genuine: GenuineCheck = field(default_factory=GenuineCheck)
 
     # --- building -------------------------------------------------------------------------
 
@@ -332,7 +329,7 @@ class World:
         )
         for party_id, ident in {**identities, **customer_identities}.items():
             world.published[party_id] = (ident.signing_cert, ident.agreement_cert)
-        tracer.listeners.append(world._check_genuine)
+        tracer.listeners.append(world.genuine.on_event)
         if plan is not None:
             plan.install(world)
         attacks = build_adversary(
@@ -379,28 +376,15 @@ class World:
         )
         adversary.install(self.network, self.kernel, context)
 
-    def _check_genuine(self, event: dict[str, Any]) -> None:
-        """Trace listener: every SMS a party acts on was sent by its signer to it, once."""
-        kind = event["kind"]
-        if kind == "sms_sent":
-            self.sent_keys.add((event["actor"], event["to"], event["seq"]))
-        elif kind == "sms_opened":
-            key = (event["sender"], event["actor"], event["seq"])
-            if key not in self.sent_keys:
-                self.not_genuine.append(f"{event['actor']} acted on {event['type']} seq {event['seq']} that {event['sender']} never sent")
-            elif key in self.opened_keys:
-                self.not_genuine.append(f"{event['actor']} acted twice on {event['type']} seq {event['seq']} of {event['sender']}")
-            self.opened_keys.add(key)
-            self._handling[event["actor"]] = key
-        elif kind in ("timer", "goods_arrived"):
-            self._handling[event["actor"]] = None
+    @property
+    def not_genuine(self) -> list[str]:
+        """SMS acted upon that no party sent, or acted upon twice (must stay empty)."""
+        return self.genuine.not_genuine
 
     def forget_uncommitted(self, party_id: str) -> None:
         """``party_id`` crashed before committing the step it was taking: the SMS that
         started it was not acted upon after all (a copy may still be, once)."""
-        key = self._handling.pop(party_id, None)
-        if key is not None:
-            self.opened_keys.discard(key)
+        self.genuine.forget_uncommitted(party_id)
 
     def secrets(self) -> list[str]:
         """What an eavesdropper must never learn: card numbers, real-name data, contract
