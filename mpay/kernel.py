@@ -1,7 +1,7 @@
 """Virtual time: a discrete-event kernel that moves the clock only when every actor is idle.
 
 Each actor has a bounded mailbox and a handler run on one item at a time. The kernel keeps
-a heap of timed events (network deliveries, timers, scheduled posts) ordered by
+two heaps of timed events (network deliveries; timers and scheduled posts) ordered by
 ``(at_s, sequence number)``. :meth:`Kernel.run` repeats:
 
 1. wait until no mailbox item is in flight (queued, or its handler still running,
@@ -238,7 +238,14 @@ class Kernel:
         #: every exception a handler raised, in order
         self.errors: list[HandlerError] = []
         self._now_s = 0.0
+        #: events that may be cancelled (timers, posts), often hours ahead: three or so per
+        #: open transaction
         self._heap: list[_Event] = []
+        #: events nobody cancels (:meth:`fire_at`: SMS parts in flight), seconds ahead: a
+        #: handful at any time. Kept apart so that the ~120 arrivals per transaction push
+        #: and pop on a heap of tens, not one that grows with the open transactions; the
+        #: shared sequence number keeps one order over both
+        self._near: list[_Event] = []
         self._seq = 0
         self._actors: dict[str, _Actor] = {}
         self._timers: dict[tuple[str, str], EventHandle] = {}
@@ -411,7 +418,7 @@ class Kernel:
         elif not at_s < _INF:  # NaN or infinity would corrupt the heap
             raise ValueError(f"event time {at_s} is not a finite number of seconds")
         self._seq += 1
-        heapq.heappush(self._heap, [at_s, self._seq, callback, args])
+        heapq.heappush(self._near, [at_s, self._seq, callback, args])
 
     def _push(self, at_s: float, callback: Callable[..., None], args: tuple) -> _Event:
         if at_s < self._now_s:
@@ -429,9 +436,11 @@ class Kernel:
 
     def next_event_s(self) -> float | None:
         """Time of the next live event, or ``None`` if there is none."""
-        heap = self._heap
+        heap, near = self._heap, self._near
         while heap and heap[0][_CALLBACK] is None:
             heapq.heappop(heap)
+        if near and (not heap or near[0] < heap[0]):
+            return near[0][_AT_S]
         return heap[0][_AT_S] if heap else None
 
     @property
@@ -462,7 +471,7 @@ class Kernel:
         watchdog = None
         if self.stall_timeout_s is not None:
             watchdog = loop.create_task(self._watchdog(self.stall_timeout_s))
-        heap = self._heap
+        heap, near = self._heap, self._near
         heappop = heapq.heappop
         stats = self.stats
         speed = self.speed
@@ -475,11 +484,17 @@ class Kernel:
                     self._idle = None
                 if stop is not None and stop():
                     break
-                if not heap:
+                # the earlier of the two heaps' first events ((time, sequence number) is
+                # unique, so the lists compare on those two)
+                if near:
+                    source = heap if heap and heap[0] < near[0] else near
+                elif heap:
+                    source = heap
+                else:
                     break
-                at_s, _, callback, args = heap[0]
+                at_s, _, callback, args = source[0]
                 if callback is None:  # cancelled
-                    heappop(heap)
+                    heappop(source)
                     continue
                 if until_s is not None and at_s > until_s:
                     break
@@ -488,7 +503,7 @@ class Kernel:
                     if delay > 0:
                         await asyncio.sleep(delay)
                         continue  # an actor may not have changed anything, but re-check
-                heappop(heap)
+                heappop(source)
                 self._now_s = at_s
                 stats.events += 1
                 self._in_event = True

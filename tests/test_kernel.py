@@ -6,6 +6,8 @@ import asyncio
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.ports import Clock, TimerFired
 from mpay.kernel import (
@@ -394,3 +396,29 @@ async def test_deliver_last_keeps_the_mailbox_rules() -> None:
     assert (kernel.stats.mailbox_full, kernel.stats.delivered, kernel.stats.handled) == (1, 3, 3)
     with pytest.raises(UnknownActor):
         kernel.deliver_last("nobody", 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["schedule", "fire_at", "cancelled"]), st.integers(0, 6)), max_size=40))
+def test_timers_and_arrivals_run_in_one_time_order(plan: list[tuple[str, int]]) -> None:
+    """Cancellable events and fire_at's arrivals wait in separate heaps; what runs is still
+    every live event by time, and in scheduling order at equal times."""
+
+    async def main() -> list[int]:
+        kernel = Kernel(EPOCH)
+        ran: list[int] = []
+        for n, (how, at_s) in enumerate(plan):
+            if how == "fire_at":
+                kernel.fire_at(float(at_s), ran.append, n)
+            else:
+                handle = kernel.schedule(float(at_s), ran.append, n)
+                if how == "cancelled":
+                    handle.cancel()
+        live = [(at_s, n) for n, (how, at_s) in enumerate(plan) if how != "cancelled"]
+        assert kernel.next_event_s() == (min(live)[0] if live else None)
+        await kernel.run()
+        await kernel.close()
+        return ran
+
+    ran = asyncio.run(main())
+    assert ran == [n for _, n in sorted((at_s, n) for n, (how, at_s) in enumerate(plan) if how != "cancelled")]
