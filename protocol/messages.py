@@ -350,9 +350,6 @@ def _read_fields(payload: bytes, pos: int, layout: _Layout) -> tuple[dict[str, A
     return fields, pos
 
 
-#: frozen parts that every party of a transaction holds (the contract): one object per
-#: encoding, shared by whoever built or read those exact bytes
-_SHARED_PART_MODELS: frozenset[type[BaseModel]] = frozenset()
 #: deterministic encoding -> the live part it encodes. Each party of a transaction keeps the
 #: contract until the transaction closes; one object instead of a copy per party (and one
 #: validation instead of one per message carrying it) is a third of the memory an open
@@ -1139,7 +1136,9 @@ _CONTRACT_NO_FIELDS: dict[type, tuple[bool, bool]] = {
     cls: tuple(name in cls.model_fields or hasattr(cls, name) for name in ("contract_no", "contract"))  # type: ignore[misc]
     for cls in MESSAGE_MODELS.values()
 }
-_SHARED_PART_MODELS = frozenset({Contract})
+#: frozen parts that every party of a transaction holds (the contract): one object per
+#: encoding, shared by whoever built or read those exact bytes (see _PARTS_BY_ENCODING)
+_SHARED_PART_MODELS: frozenset[type[BaseModel]] = frozenset({Contract})
 for _cls in (*MESSAGE_MODELS.values(), Contract):
     _layout = _layout_of(_cls)
     if _layout is not None:
