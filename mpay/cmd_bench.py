@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--scale-max", type=int, metavar="N",
                         help="largest scale run; sizes are N/100, N/10 and N (default: 1000 and 10000)")
     parser.add_argument("--scale-suite", metavar="NAME", help="suite of the scale runs (default rsa2048)")
+    parser.add_argument("--scale-rounds", type=int, metavar="N",
+                        help="best of N runs of each scale size up to 10000, in passes up and down the "
+                             "sizes; larger sizes run once (default 2)")
     parser.add_argument("--rounds", type=int, metavar="N", help="best of N rounds for each timed figure")
     parser.set_defaults(func=main)
 
@@ -55,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     from protocol.suites import get_suite
 
     config = BenchConfig.quick() if args.quick else BenchConfig()
-    for name in ("txns", "e2e_rounds", "sched_txns", "scale_max", "rounds"):
+    for name in ("txns", "e2e_rounds", "sched_txns", "scale_max", "scale_rounds", "rounds"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
     parts = PARTS
     if args.only:
@@ -78,6 +81,8 @@ def main(args: argparse.Namespace) -> int:
         config.sched_txns = args.sched_txns
     if args.rounds:
         config.rounds = args.rounds
+    if args.scale_rounds:
+        config.scale_rounds = args.scale_rounds
     if args.scale_max:
         if args.scale_max < 100:
             raise UsageError(f"--scale-max: at least 100, got {args.scale_max}")

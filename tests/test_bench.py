@@ -103,6 +103,28 @@ def test_scale_runs_in_a_subprocess(config):
     assert result["steps"] == []
 
 
+def test_scale_runs_small_sizes_before_and_after_the_large_ones():
+    assert B.scale_order((1000, 10_000, 100_000), 2, 10_000) == [1000, 10_000, 100_000, 10_000, 1000]
+    assert B.scale_order((1000, 10_000), 3, 10_000) == [1000, 10_000, 10_000, 1000, 1000, 10_000]
+    assert B.scale_order((1000, 10_000, 100_000), 1, 10_000) == [1000, 10_000, 100_000]
+
+
+def test_scale_reports_the_fastest_run_of_each_size_and_every_time(config, monkeypatch):
+    monkeypatch.setattr(config, "scale_sizes", (2, 3))
+    monkeypatch.setattr(config, "scale_rounds", 2)
+    monkeypatch.setattr(config, "scale_repeat_max_txns", 2)  # 3 stands for the size run once
+    result = B.scale(config)
+    small, large = result["runs"]
+    assert (small["transactions"], large["transactions"]) == (2, 3)
+    assert len(small["orders_wall_s_rounds"]) == 2 and len(large["orders_wall_s_rounds"]) == 1
+    assert small["orders_wall_s"] == min(small["orders_wall_s_rounds"])
+    (step,) = result["steps"]
+    assert step["time_ratio"] == pytest.approx(large["orders_wall_s"] / small["orders_wall_s"], abs=0.01)
+    shown = B.format_report({"machine": B.machine_info(), "scale": result})
+    times = ", ".join(f"{t:.2f}" for t in small["orders_wall_s_rounds"])
+    assert f"every run's wall time, in order: 2 {times} s" in shown
+
+
 def test_scale_peak_memory_is_the_childs_own(config):
     """A big bench process must not lend its own resident set to the child's peak (Linux
     carries it over into the child's ``ru_maxrss``)."""
@@ -153,6 +175,8 @@ def test_cli_table_and_bad_input(capsys):
     assert cli_main(["bench", "--only", "nope"]) == 2
     assert "--only" in capsys.readouterr().err
     assert cli_main(["bench", "--suites", "rsa1024"]) == 2
+    assert cli_main(["bench", "--only", "scale", "--scale-rounds", "0"]) == 2
+    assert "--scale-rounds: must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_direct_cose_encodings_equal_the_generic_ones():
