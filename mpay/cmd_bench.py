@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--scale-suite", metavar="NAME", help="suite of the scale runs (default rsa2048)")
     parser.add_argument("--scale-rounds", type=int, metavar="N",
                         help="best of N runs of each scale size up to 10000, in passes up and down the "
-                             "sizes; larger sizes run once (default 2)")
+                             "sizes; larger sizes run once (default 2, 1 with --quick)")
     parser.add_argument("--rounds", type=int, metavar="N", help="best of N rounds for each timed figure")
     parser.set_defaults(func=main)
 
