@@ -91,12 +91,15 @@ class PaymentCenterLedgerBooks:
         clock: Callable[[], float] | None = None,
         synchronous: str = "NORMAL",
         inline: bool = False,
+        checkpoint_thread: bool = False,
         points_per_yuan: int = DEFAULT_POINTS_PER_YUAN,
         redeem_points_per_yuan: int = DEFAULT_REDEEM_POINTS_PER_YUAN,
     ) -> PaymentCenterLedgerBooks:
-        """Open the payment center's database and its system accounts."""
+        """Open the payment center's database and its system accounts (``inline`` and
+        ``checkpoint_thread``: see :meth:`Ledger.open`)."""
         ledger = await Ledger.open(
-            path, name="payment_center", clock=clock, synchronous=synchronous, inline=inline
+            path, name="payment_center", clock=clock, synchronous=synchronous, inline=inline,
+            checkpoint_thread=checkpoint_thread,
         )
         books = cls(ledger, points_per_yuan=points_per_yuan, redeem_points_per_yuan=redeem_points_per_yuan)
         async with ledger.atomic():
@@ -271,8 +274,10 @@ class BankLedgerBooks:
         clock: Callable[[], float] | None = None,
         synchronous: str = "NORMAL",
         inline: bool = False,
+        checkpoint_thread: bool = False,
     ) -> BankLedgerBooks:
-        ledger = await Ledger.open(path, name="bank", clock=clock, synchronous=synchronous, inline=inline)
+        ledger = await Ledger.open(path, name="bank", clock=clock, synchronous=synchronous, inline=inline,
+                                  checkpoint_thread=checkpoint_thread)
         async with ledger.atomic():
             await ledger.create_account(PC_SETTLEMENT, CNY, DEBITS_MUST_NOT_EXCEED_CREDITS, "settlement")
             await ledger.create_account(BANK_OPENING, CNY, 0, "opening")

@@ -63,6 +63,7 @@ from actors.ports import (
     TransferInvalid,
     UnknownAccount,
 )
+from mpay.checkpointer import WalCheckpointer
 
 T = TypeVar("T")
 
@@ -312,6 +313,8 @@ class Ledger:
         self._savepoints = itertools.count(1)
         self._closed = False
         self._inline = False
+        #: checkpoints on a thread of their own (``checkpoint_thread=True``), else None
+        self.checkpointer: WalCheckpointer | None = None
 
     # -- opening and closing --
 
@@ -324,6 +327,7 @@ class Ledger:
         clock: Callable[[], float] | None = None,
         synchronous: str = "NORMAL",
         inline: bool = False,
+        checkpoint_thread: bool = False,
     ) -> Ledger:
         """Open (creating if needed) the ledger database at ``path`` (or ``":memory:"``).
 
@@ -334,6 +338,10 @@ class Ledger:
         The WAL is checkpointed every :data:`WAL_AUTOCHECKPOINT_PAGES` (10,000) pages, so
         the ``-wal`` file stays under about 41 MB while no other connection holds an old
         snapshot open (a reader that does makes it grow until it lets go).
+        ``checkpoint_thread=True`` (the simulator's worlds): a thread of the ledger's own
+        checkpoints every :data:`~mpay.checkpointer.CHECKPOINT_EVERY_COMMITS` commits, so a
+        commit never waits for the copy and its fsyncs (:mod:`mpay.checkpointer`); the
+        automatic checkpoint above stays as the backstop.
         """
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be NORMAL or FULL (or OFF/EXTRA), not {synchronous!r}")
@@ -373,6 +381,8 @@ class Ledger:
 
         try:
             await conn._execute(setup, raw)
+            if checkpoint_thread and spath != ":memory:":
+                ledger.checkpointer = WalCheckpointer(spath)
         except BaseException:
             await conn.close()
             raise
@@ -384,6 +394,8 @@ class Ledger:
             return
         async with self._lock:
             self._closed = True
+            if self.checkpointer is not None:  # first: the last connection to close checkpoints
+                self.checkpointer.close()
             await self._conn.close()
 
     @property
@@ -412,6 +424,11 @@ class Ledger:
         if self._inline:
             return fn(self._raw)
         return await self._conn._execute(fn, self._raw)
+
+    def _committed(self) -> None:
+        """A transaction of this ledger committed (counted towards the next checkpoint)."""
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     @asynccontextmanager
     async def atomic(self, *, savepoint: bool = True) -> AsyncIterator[None]:
@@ -455,6 +472,7 @@ class Ledger:
                 except BaseException:
                     await self._hop(_rollback_quietly)
                     raise
+                self._committed()
             finally:
                 self._block = None
                 try:
@@ -468,7 +486,9 @@ class Ledger:
         if self._in_block():
             return await self._hop(lambda c: _in_savepoint(c, fn))
         async with self._lock:
-            return await self._hop(lambda c: _in_transaction(c, fn))
+            result = await self._hop(lambda c: _in_transaction(c, fn))
+        self._committed()
+        return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only ``fn(sqlite3_connection)``; sees the caller's uncommitted writes
@@ -495,7 +515,9 @@ class Ledger:
         if self._in_block():
             return await self._hop(work)
         async with self._lock:
-            return await self._hop(work)
+            rows = await self._hop(work)
+        self._committed()  # one statement outside a block commits by itself
+        return rows
 
     async def run_one_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Like :meth:`run_sync` for a ``fn`` that writes with one statement at most, among
@@ -504,7 +526,9 @@ class Ledger:
         if self._in_block():
             return await self._hop(fn)
         async with self._lock:
-            return await self._hop(lambda c: _in_transaction(c, fn))
+            result = await self._hop(lambda c: _in_transaction(c, fn))
+        self._committed()
+        return result
 
     # -- accounts --
 
@@ -591,7 +615,9 @@ class Ledger:
         if self._in_block():  # the writes get a savepoint: the caller may catch a failure
             return await self._hop(lambda c: _apply_batch(c, items, at_s))
         async with self._lock:  # a transaction of its own: it rolls back on any failure
-            return await self._hop(lambda c: _in_transaction(c, _apply_batch, items, at_s, atomic_writes=False))
+            results = await self._hop(lambda c: _in_transaction(c, _apply_batch, items, at_s, atomic_writes=False))
+        self._committed()
+        return results
 
     async def expire_pending(self, now_s: float | None = None) -> list[str]:
         """Void every hold whose timeout has passed at ``now_s`` (TigerBeetle-style expiry);

@@ -181,9 +181,12 @@ class World:
             clock=kernel.now_s,
             points_per_yuan=scenario.payment_center.points_per_yuan,
             inline=ledger_inline,
+            checkpoint_thread=True,
         )
         opened.append(pc_books)
-        bank_books = await BankLedgerBooks.open(db("bank"), clock=kernel.now_s, inline=ledger_inline)
+        bank_books = await BankLedgerBooks.open(
+            db("bank"), clock=kernel.now_s, inline=ledger_inline, checkpoint_thread=True
+        )
         opened.append(bank_books)
         credit = await SqliteCreditBureau.open(pc_books.ledger)
         store = await SqliteStateStore.open(pc_books.ledger)
@@ -495,7 +498,8 @@ class World:
         old = self.bank
         await self.bank_books.close()
         self.bank_books = await BankLedgerBooks.open(
-            self.run_dir / "bank.sqlite", clock=self.kernel.now_s, inline=self.ledger_inline
+            self.run_dir / "bank.sqlite", clock=self.kernel.now_s, inline=self.ledger_inline,
+            checkpoint_thread=True,
         )
         store = await SqliteStateStore.open(self.bank_books.ledger)
         new = self.make_bank(self.bank_books, store)
@@ -522,6 +526,7 @@ class World:
             clock=self.kernel.now_s,
             points_per_yuan=self.scenario.payment_center.points_per_yuan,
             inline=self.ledger_inline,
+            checkpoint_thread=True,
         )
         self.credit = await SqliteCreditBureau.open(self.pc_books.ledger)
         store = await SqliteStateStore.open(self.pc_books.ledger)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import pytest
 
@@ -20,6 +21,7 @@ from actors.ports import (
     TransferInvalid,
     UnknownAccount,
 )
+from mpay.checkpointer import CHECKPOINT_EVERY_COMMITS, WalCheckpointer
 from mpay.invariants import check_ledger
 from mpay.ledger import (
     AMOUNT_MAX,
@@ -426,6 +428,65 @@ async def test_file_database_uses_wal_and_survives_reopen(tmp_path, clock) -> No
 async def test_wal_checkpoints_every_so_many_pages(tmp_path) -> None:
     led = await Ledger.open(tmp_path / "pc.db", name="pc")
     assert await led.execute("PRAGMA wal_autocheckpoint") == [(WAL_AUTOCHECKPOINT_PAGES,)]
+    await led.close()
+
+
+async def _wait_for(predicate, timeout_s: float = 30.0) -> None:
+    """Poll until ``predicate()`` holds (the checkpoint thread works on its own time)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "the checkpoint thread did not get there"
+        await asyncio.sleep(0.01)
+
+
+async def test_checkpoint_thread_copies_the_wal_back_while_the_writer_goes_on(tmp_path) -> None:
+    path = tmp_path / "pc.db"
+    led = await Ledger.open(path, name="pc", inline=True, checkpoint_thread=True)
+    assert led.checkpointer is not None and led.checkpointer.every_commits == CHECKPOINT_EVERY_COMMITS
+    led.checkpointer.every_commits = 20
+    await led.create_account("source", "CNY")
+    await led.create_account("sink", "CNY")
+    db_bytes_before = path.stat().st_size
+    for i in range(60):  # three requests
+        await led.create_transfer(Transfer(f"t{i}", "source", "sink", 1 + i))
+    await _wait_for(lambda: led.checkpointer.stats.checkpoints >= 1)
+    stats = led.checkpointer.stats
+    assert stats.error is None and stats.wall_s > 0
+    assert path.stat().st_size > db_bytes_before  # the pages reached the database file
+    # the writer never waited for it: every transfer is there, in order
+    assert (await led.account("sink")).credits_posted == sum(range(1, 61))
+    thread = led.checkpointer._thread
+    await led.close()
+    assert not thread.is_alive()
+    led = await Ledger.open(path, name="pc")
+    assert (await led.account("sink")).credits_posted == sum(range(1, 61))
+    assert led.checkpointer is None  # off unless asked for
+    await led.close()
+
+
+async def test_a_failing_checkpoint_thread_leaves_the_writer_alone(tmp_path) -> None:
+    led = await Ledger.open(tmp_path / "pc.db", name="pc", inline=True, checkpoint_thread=True)
+    ckpt = led.checkpointer
+    ckpt.every_commits = 1
+    ckpt._conn.close()  # its next checkpoint fails
+    await led.create_account("source", "CNY")
+    await _wait_for(lambda: ckpt.stats.error is not None)
+    assert "closed" in ckpt.stats.error and ckpt.stats.checkpoints == 0
+    for i in range(5):  # the writer goes on; its own automatic checkpoint is the backstop
+        await led.create_account(f"a{i}", "CNY")
+    assert len(await led.execute("SELECT id FROM ledger_accounts")) == 6
+    await led.close()
+
+
+def test_checkpointer_needs_a_positive_interval(tmp_path) -> None:
+    sqlite3.connect(tmp_path / "x.db").close()
+    with pytest.raises(ValueError, match="every_commits"):
+        WalCheckpointer(str(tmp_path / "x.db"), every_commits=0)
+
+
+async def test_an_in_memory_ledger_has_no_checkpoint_thread() -> None:
+    led = await Ledger.open(":memory:", name="m", inline=True, checkpoint_thread=True)
+    assert led.checkpointer is None
     await led.close()
 
 

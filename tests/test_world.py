@@ -49,6 +49,27 @@ async def test_same_scenario_and_seed_give_the_same_trace(tmp_path: Path) -> Non
     assert other.summary["network"]["duplicated"] > 0
 
 
+async def test_checkpoints_from_their_own_thread_change_nothing_in_a_run(tmp_path: Path) -> None:
+    """A world's two databases checkpoint from threads of their own (mpay/checkpointer.py);
+    a checkpoint asked for after every commit gives the same run as the default."""
+    scenario = parse_scenario(MIXED)
+    checkpointers = []
+
+    def eager(world: World) -> None:
+        for books in (world.pc_books, world.bank_books):
+            assert books.ledger.checkpointer is not None
+            books.ledger.checkpointer.every_commits = 1
+            checkpointers.append(books.ledger.checkpointer)
+
+    default = await run_scenario(scenario, tmp_path / "a")
+    eager_run = await run_scenario(scenario, tmp_path / "b", on_world=eager)
+    assert checkpointers[0].stats.checkpoints > 0 and checkpointers[0].stats.error is None
+    assert not any(c._thread.is_alive() for c in checkpointers)
+    assert _trace(tmp_path / "b") == _trace(tmp_path / "a")
+    assert eager_run.summary["transactions"] == default.summary["transactions"]
+    assert all(eager_run.summary["invariants"].values())
+
+
 async def test_card_number_and_pin_never_leave_the_bank(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / "top_up.toml")
     world = await World.build(scenario, tmp_path, record_plaintexts=True)
