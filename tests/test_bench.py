@@ -90,9 +90,12 @@ async def test_end_to_end_settles_every_order(config):
     assert result["orders_wall_s"] == min(result["orders_wall_s_rounds"])
     before, after = result["crypto_per_message_us_before_after"]
     assert result["crypto_per_message_us"] == pytest.approx(min(before, after), abs=0.01)
-    doc = {"machine": B.machine_info(), "end_to_end": {"rsa2048": {**result, "orders_wall_s_rounds": [12.5, 13.25]}}}
+    assert result["checkpoints"] >= 0 and result["checkpoint_thread_cpu_s"] >= 0
+    doc = {"machine": B.machine_info(), "end_to_end": {"rsa2048": {
+        **result, "orders_wall_s_rounds": [12.5, 13.25], "checkpoints": 9, "checkpoint_thread_cpu_s": 0.0625}}}
     shown = B.format_report(doc)
     assert "every round's wall time (the host's noise): rsa2048 12.50, 13.25 s" in shown
+    assert "(mpay/checkpointer.py): rsa2048 9 checkpoints, 0.06 s CPU" in shown
 
 
 def test_scale_runs_in_a_subprocess(config):
