@@ -657,11 +657,11 @@ async def end_to_end(suite_name: str, crypto: dict[str, Any], config: BenchConfi
         "ceiling_txn_per_s": round(ceiling, 1),
         "of_ceiling": round(txn_per_s / ceiling, 3),
         "txn_per_s_ledger_thread": round(txn_per_s_thread, 2),
+        "of_ceiling_ledger_thread": round(txn_per_s_thread / ceiling, 3),
         # WAL checkpoints ran on a thread of their own (mpay/checkpointer.py): its CPU time,
         # initialization included, is work the event loop's thread did not do
         "checkpoints": best["checkpoints"],
         "checkpoint_thread_cpu_s": round(best["checkpoint_cpu_s"], 3),
-        "of_ceiling_ledger_thread": round(txn_per_s_thread / ceiling, 3),
         "virtual_s": best["virtual_s"],
     }
 

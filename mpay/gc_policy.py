@@ -6,8 +6,8 @@ the default settings the collector keeps walking those long-lived objects and ru
 collection every 700 allocations: about 1 % of an rsa2048 run (docs/performance.md).
 :func:`long_run_gc` freezes what exists when the loop starts (``gc.freeze``: moved out of
 every generation, never examined, not leaked) and makes young collections, and full ones,
-rarer; cycles are still collected. Everything is put back when the loop ends, so a test process or a
-notebook that runs a world keeps its own settings.
+rarer; cycles are still collected. Everything is put back when the loop ends, so a test
+process or a notebook that runs a world keeps its own settings.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ YOUNG_THRESHOLD = 10_000
 #: middle-generation collections between two full ones, at most (the interpreter's default is
 #: 10; a full one also waits, as always, until the old generation has grown by a quarter).
 #: A full collection walks every object alive: at 100,000 open transactions 13 of them took
-#: 8 s of a 1450-s run and freed nothing, like every collection in a 10,000-transaction run
+#: 8 s of a 1450-s run, and no collection of a 10,000-transaction run freed anything
 OLD_THRESHOLD = 100
 
 
