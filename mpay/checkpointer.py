@@ -5,10 +5,10 @@ into the database file, with an fsync of each file (``synchronous=NORMAL``). SQL
 by default inside the commit that fills the WAL past ``wal_autocheckpoint`` pages, so that
 one commit of a simulation's step takes tens of milliseconds instead of tens of
 microseconds, on the event loop's thread (about 1 % of an rsa2048 run of 1000 or 10,000
-transactions). SQLite's documentation suggests
-the alternative used here (https://sqlite.org/wal.html#automatic_checkpoint): the writer
-asks, every so many commits, and a thread with its own connection runs a ``PASSIVE``
-checkpoint, which never blocks the writer nor waits for it.
+transactions). SQLite's documentation suggests the alternative used here
+(https://sqlite.org/wal.html#automatic_checkpoint): the writer asks, every so many
+commits, and a thread with its own connection runs a ``PASSIVE`` checkpoint, which never
+blocks the writer nor waits for it.
 
 The writer keeps its own automatic checkpoint. It is the backstop, should this thread fall
 behind or fail, and it is also what starts the WAL over from its beginning: SQLite does that
@@ -18,8 +18,9 @@ writer's own checkpoint. That one now finds nearly every frame copied: it copies
 few and syncs, a few milliseconds instead of tens (measured in docs/performance.md).
 
 Durability is unchanged: a commit is in the WAL either way, and a checkpoint only copies
-it, with the same fsyncs wherever it runs. What the thread did is counted (:attr:`WalCheckpointer.stats`), its CPU time
-too, so a benchmark can say how much work left the writer's thread.
+it, with the same fsyncs wherever it runs. What the thread did is counted
+(:attr:`WalCheckpointer.stats`), its CPU time too, so a benchmark can say how much work
+left the writer's thread.
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ class WalCheckpointer:
             except sqlite3.Error as exc:
                 stats.error = f"{type(exc).__name__}: {exc}"
                 return
-            stats.checkpoints += 1
             stats.wall_s += time.perf_counter() - wall0
             stats.cpu_s += time.thread_time() - cpu0
+            stats.checkpoints += 1  # last: a reader that sees the count sees its times too
 
     def close(self) -> None:
         """Stop the thread (after a checkpoint it is running) and close its connection."""
