@@ -43,7 +43,7 @@ check-report: $(STAMP)
 	timeout 120 chromium $(CHROMIUM_FLAGS) --user-data-dir="$$profile" --window-size=1280,2400 \
 		--screenshot="$(CURDIR)/$(REPORT_DIR)/report.png" "file://$(CURDIR)/$(REPORT_DIR)/report.html" \
 		>>$(REPORT_DIR)/chromium.log 2>&1 || { cat $(REPORT_DIR)/chromium.log >&2; exit 1; }
-	$(BIN)/python -m mpay.report --check $(REPORT_DIR)/report.dom --screenshot $(REPORT_DIR)/report.png
+	$(BIN)/python -m mpay.present.report --check $(REPORT_DIR)/report.dom --screenshot $(REPORT_DIR)/report.png
 	@echo "screenshot: $(REPORT_DIR)/report.png"
 
 # All the performance figures of docs/performance.md (several minutes; `mpay bench --quick`

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.ports import Clock, TimerFired, Tracer
-from protocol.pki import Authority, Identity
-from protocol.suites import PartyKeys, Suite
+from mpay.actors.ports import Clock, TimerFired, Tracer
+from mpay.protocol.pki import Authority, Identity
+from mpay.protocol.suites import PartyKeys, Suite
 
 
 class AuthorityActor:

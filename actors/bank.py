@@ -21,12 +21,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from actors.base import Actor
-from actors.ports import BankBooks, InsufficientFunds, StateStore
-from protocol import messages as m
-from protocol.envelope import Opened
-from protocol.errors import HeaderMismatch
-from protocol.pki import load_der_certificate
+from mpay.actors.base import Actor
+from mpay.actors.ports import BankBooks, InsufficientFunds, StateStore
+from mpay.protocol import messages as m
+from mpay.protocol.envelope import Opened
+from mpay.protocol.errors import HeaderMismatch
+from mpay.protocol.pki import load_der_certificate
 
 
 

@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from actors.ports import (
+from mpay.actors.ports import (
     Clock,
     Courier,
     GoodsArrived,
@@ -25,12 +25,12 @@ from actors.ports import (
     Tracer,
     Transport,
 )
-from protocol.envelope import Opened, open_envelope, seal
-from protocol.errors import ProtocolError, Unauthenticated, UnknownParty
-from protocol.messages import Message, MessageType, Rating, contract_no_of
-from protocol.pki import Identity, TrustStore
-from protocol.replay import ReplayGuard
-from protocol.sms import Reassembler
+from mpay.protocol.envelope import Opened, open_envelope, seal
+from mpay.protocol.errors import ProtocolError, Unauthenticated, UnknownParty
+from mpay.protocol.messages import Message, MessageType, Rating, contract_no_of
+from mpay.protocol.pki import Identity, TrustStore
+from mpay.protocol.replay import ReplayGuard
+from mpay.protocol.sms import Reassembler
 
 #: how far a send time may be from the receiver's clock (replay window and clock skew)
 DEFAULT_REPLAY_WINDOW_S = 600.0

@@ -13,12 +13,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.base import Actor, OutcomeNotices
-from actors.behaviour import CustomerBehaviour
-from actors.ports import GoodsArrived
-from protocol import messages as m
-from protocol.envelope import Opened
-from protocol.errors import HeaderMismatch, IllegalTransition
+from mpay.actors.base import Actor, OutcomeNotices
+from mpay.actors.behaviour import CustomerBehaviour
+from mpay.actors.ports import GoodsArrived
+from mpay.protocol import messages as m
+from mpay.protocol.envelope import Opened
+from mpay.protocol.errors import HeaderMismatch, IllegalTransition
 
 
 #: plain text SMS the handset keeps to show its user (older ones scroll away)

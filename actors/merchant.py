@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.base import Actor, OutcomeNotices
-from actors.behaviour import MerchantBehaviour
-from actors.ports import GoodsArrived
-from protocol import messages as m
-from protocol.envelope import Opened
-from protocol.errors import HeaderMismatch, IllegalTransition
+from mpay.actors.base import Actor, OutcomeNotices
+from mpay.actors.behaviour import MerchantBehaviour
+from mpay.actors.ports import GoodsArrived
+from mpay.protocol import messages as m
+from mpay.protocol.envelope import Opened
+from mpay.protocol.errors import HeaderMismatch, IllegalTransition
 
 
 @dataclass

@@ -19,8 +19,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from actors.base import Actor
-from actors.ports import (
+from mpay.actors.base import Actor
+from mpay.actors.ports import (
     CreditBureau,
     InsufficientFunds,
     LedgerError,
@@ -28,11 +28,11 @@ from actors.ports import (
     RatingRefused,
     StateStore,
 )
-from protocol import escrow as e
-from protocol import messages as m
-from protocol.envelope import Opened
-from protocol.errors import HeaderMismatch, IllegalTransition, UnknownParty
-from protocol.pki import load_der_certificate, phone_of
+from mpay.protocol import escrow as e
+from mpay.protocol import messages as m
+from mpay.protocol.envelope import Opened
+from mpay.protocol.errors import HeaderMismatch, IllegalTransition, UnknownParty
+from mpay.protocol.pki import load_der_certificate, phone_of
 
 def cert_der_hex(cert: Any) -> str:
     return cert.public_bytes(Encoding.DER).hex()

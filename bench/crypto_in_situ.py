@@ -24,10 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mpay import bench  # noqa: E402
-from mpay.keycache import KeyCache  # noqa: E402
-from mpay.world import World  # noqa: E402
-from protocol import envelope  # noqa: E402
+from mpay_bench import bench  # noqa: E402
+from mpay.keys.keycache import KeyCache  # noqa: E402
+from mpay.sim.world import World  # noqa: E402
+from mpay.protocol import envelope  # noqa: E402
 
 PRIMITIVES = ("sign", "verify", "rsa_oaep_wrap", "rsa_oaep_unwrap", "ecdh_es_derive",
               "ecdh_es_rederive", "aead_encrypt", "aead_decrypt")

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiosqlite  # noqa: E402
 
-from mpay.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, Ledger, Transfer  # noqa: E402
+from mpay.books.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, Ledger, Transfer  # noqa: E402
 
 PLAIN_SCHEMA = (
     "CREATE TABLE plain_transfers (id TEXT PRIMARY KEY, debit_account TEXT NOT NULL, "

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mpay.runner import run_scenario  # noqa: E402
-from mpay.scenario import ScenarioError, load_scenario  # noqa: E402
+from mpay.study.runner import run_scenario  # noqa: E402
+from mpay.schema.scenario import ScenarioError, load_scenario  # noqa: E402
 
 
 def _bucket(filename: str, name: str) -> str:

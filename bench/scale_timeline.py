@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mpay import bench  # noqa: E402
+from mpay_bench import bench  # noqa: E402
 
 
 class Timeline:

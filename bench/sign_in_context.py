@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from protocol.suites import ALG_PS256, sign  # noqa: E402
+from mpay.protocol.suites import ALG_PS256, sign  # noqa: E402
 
 KEYS = 16
 PAUSE_S = 0.0003

@@ -8,7 +8,7 @@ real cryptography and real SQLite.
 Needs hypothesis (``pip install -e '.[test]'``). A property test::
 
     from hypothesis import given, settings
-    from mpay.study import run
+    from mpay.study.api import run
     from mpay.testing import scenarios
 
     @settings(max_examples=5, deadline=None)
@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - hypothesis is a test dependency
         "mpay.testing needs hypothesis; install the test extras: pip install -e '.[test]'"
     ) from exc
 
-from mpay.scenario import (
+from mpay.schema.scenario import (
     CustomerBehaviourSpec,
     CustomerSpec,
     ItemSpec,

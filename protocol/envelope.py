@@ -37,8 +37,8 @@ from typing import Any, NamedTuple
 import cbor2
 from cryptography import x509
 
-from protocol import messages
-from protocol.errors import (
+from mpay.protocol import messages
+from mpay.protocol.errors import (
     BadSignature,
     CertificateError,
     DecryptFailed,
@@ -50,8 +50,8 @@ from protocol.errors import (
     UnsupportedAlgorithm,
     WrongRecipient,
 )
-from protocol.messages import Message, MessageType, decode_message, encode_message, read_scalar
-from protocol.pki import (
+from mpay.protocol.messages import Message, MessageType, decode_message, encode_message, read_scalar
+from mpay.protocol.pki import (
     MAX_PARTY_ID_CHARS,
     CertInfo,
     Identity,
@@ -59,8 +59,8 @@ from protocol.pki import (
     cert_info,
     load_der_certificate,
 )
-from protocol.replay import MAX_SEQ
-from protocol.suites import (
+from mpay.protocol.replay import MAX_SEQ
+from mpay.protocol.suites import (
     ALG_A128GCM,
     ALG_ECDH_ES_A128KW,
     ALG_ECDH_ES_HKDF_256,

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, ClassVar, get_args
 
-from protocol import messages as m
-from protocol.errors import IllegalTransition, MalformedMessage
-from protocol.messages import (
+from mpay.protocol import messages as m
+from mpay.protocol.errors import IllegalTransition, MalformedMessage
+from mpay.protocol.messages import (
     CURRENCY,
     MAX_AMOUNT_FEN,
     MAX_REF_CHARS,

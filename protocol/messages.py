@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.errors import MalformedMessage, MessageTooLarge
+from mpay.protocol.errors import MalformedMessage, MessageTooLarge
 
 #: Largest CBOR payload accepted for one message (bytes). 255 SMS parts of 134 octets
 #: is 34,170 octets for the whole envelope; the payload must leave room for COSE.

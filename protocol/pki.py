@@ -32,14 +32,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from protocol.errors import (
+from mpay.protocol.errors import (
     CertificateExpired,
     CertificateRevoked,
     MalformedMessage,
     UnknownCertificate,
     UnsupportedAlgorithm,
 )
-from protocol.suites import MIN_RSA_BITS, PartyKeys, PrivateKey, PublicKey, Suite, get_suite, key_kind
+from mpay.protocol.suites import MIN_RSA_BITS, PartyKeys, PrivateKey, PublicKey, Suite, get_suite, key_kind
 
 #: every role a party certificate may carry (the authority itself is "authority")
 ROLES = frozenset({"customer", "merchant", "payment_center", "bank", "authority"})

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.errors import Replay
+from mpay.protocol.errors import Replay
 
 #: largest sequence number (fits a signed 64-bit integer in any database)
 MAX_SEQ = 2**63 - 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from protocol.messages import (
+from mpay.protocol.messages import (
     Acceptance,
     CardBinding,
     Confirmation,

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import NoReturn
 
-from protocol.errors import MalformedMessage, MessageTooLarge
+from mpay.protocol.errors import MalformedMessage, MessageTooLarge
 
 #: octets of user data in one binary SMS
 SMS_OCTETS = 140

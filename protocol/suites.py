@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, x25
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocol.errors import DecryptFailed, UnsupportedAlgorithm
+from mpay.protocol.errors import DecryptFailed, UnsupportedAlgorithm
 
 PrivateKey = Union[rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey, x25519.X25519PrivateKey]
 PublicKey = Union[rsa.RSAPublicKey, ed25519.Ed25519PublicKey, x25519.X25519PublicKey]
@@ -128,7 +128,7 @@ class Suite:
         return self.rsa_bits is None
 
     def generate_keys(self) -> PartyKeys:
-        """Fresh private keys for one party (RSA: slow; use mpay.keycache outside tests)."""
+        """Fresh private keys for one party (RSA: slow; use mpay.keys.keycache outside tests)."""
         if self.rsa_bits is not None:
             key = rsa.generate_private_key(public_exponent=RSA_PUBLIC_EXPONENT, key_size=self.rsa_bits)
             return PartyKeys(signing=key, agreement=key)

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from statistics import mean
 
-from mpay.study import Scenario, ScenarioBuilder, Study, item
+from mpay.study.api import Scenario, ScenarioBuilder, Study, item
 
 #: merchant behaviour of each group (fields as in docs/scenarios.md)
 GROUPS: dict[str, dict] = {

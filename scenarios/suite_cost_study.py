@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mpay.study import Scenario, ScenarioBuilder, Study, item
+from mpay.study.api import Scenario, ScenarioBuilder, Study, item
 
 SUITES = ("rsa2048", "rsa3072", "compact")
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import settings
 
-from mpay.keycache import KeyCache
-from protocol.pki import Authority, Identity, TrustStore
-from protocol.suites import get_suite
+from mpay.keys.keycache import KeyCache
+from mpay.protocol.pki import Authority, Identity, TrustStore
+from mpay.protocol.suites import get_suite
 
 #: ``make test-long`` sets MPAY_LONG=1: the "long" hypothesis profile, and property tests
 #: that scale their own example counts read :data:`LONG` (see docs/testing.md)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from actors.ports import SmsArrival
-from mpay.scenario import parse_scenario
-from mpay.world import World
-from protocol import messages as m
-from protocol.sms import segment
+from mpay.actors.ports import SmsArrival
+from mpay.schema.scenario import parse_scenario
+from mpay.sim.world import World
+from mpay.protocol import messages as m
+from mpay.protocol.sms import segment
 
 BASE = {
     "name": "actors",

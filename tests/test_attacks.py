@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.base import plain_text_of
-from mpay.adversary import (
+from mpay.actors.base import plain_text_of
+from mpay.sim.adversary import (
     Adversary,
     AdversaryError,
     Delayer,
@@ -28,10 +28,10 @@ from mpay.adversary import (
     Replayer,
     Tamperer,
 )
-from mpay.network import AirSms
-from mpay.runner import run_scenario
-from mpay.scenario import ScenarioError, load_scenario, parse_scenario
-from mpay.world import BANK_NUMBER, PAYMENT_CENTER_NUMBER, World
+from mpay.sim.network import AirSms
+from mpay.study.runner import run_scenario
+from mpay.schema.scenario import ScenarioError, load_scenario, parse_scenario
+from mpay.sim.world import BANK_NUMBER, PAYMENT_CENTER_NUMBER, World
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTACKS = ROOT / "scenarios" / "attacks"
@@ -76,7 +76,7 @@ def test_mpay_run_and_demo_accept_an_attack_scenario(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for command in (["run", str(ATTACKS / "phishing.toml")], ["demo", "--scenario", str(ATTACKS / "tamper.toml")]):
         done = subprocess.run(
-            [sys.executable, "-m", "mpay.cli", *command], cwd=tmp_path, env=env,
+            [sys.executable, "-m", "mpay.cli.main", *command], cwd=tmp_path, env=env,
             capture_output=True, text=True, timeout=120,
         )
         assert done.returncode == 0, done.stdout + done.stderr

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mpay import bench as B
-from mpay.cli import main as cli_main
-from protocol.sms import parts_needed
+from mpay_bench import bench as B
+from mpay.cli.main import main as cli_main
+from mpay.protocol.sms import parts_needed
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ async def test_end_to_end_settles_every_order(config):
         **result, "orders_wall_s_rounds": [12.5, 13.25], "checkpoints": 9, "checkpoint_thread_cpu_s": 0.0625}}}
     shown = B.format_report(doc)
     assert "every round's wall time (the host's noise): rsa2048 12.50, 13.25 s" in shown
-    assert "(mpay/checkpointer.py): rsa2048 9 checkpoints, 0.06 s CPU" in shown
+    assert "(mpay/books/checkpointer.py): rsa2048 9 checkpoints, 0.06 s CPU" in shown
 
 
 def test_scale_runs_in_a_subprocess(config):
@@ -185,7 +185,7 @@ def test_cli_table_and_bad_input(capsys):
 def test_direct_cose_encodings_equal_the_generic_ones():
     """The envelope builds Sig_structure and Enc_structure directly (a hot path): byte for
     byte what the generic deterministic encoder gives, at every length boundary."""
-    from protocol import envelope as env
+    from mpay.protocol import envelope as env
 
     for payload_len in (0, 23, 24, 255, 256, 65_535, 65_536):
         for header_len in (0, 23, 24, 150):
@@ -199,8 +199,8 @@ def test_direct_cose_encodings_equal_the_generic_ones():
 async def test_ledger_gives_the_same_books_inline_or_threaded(tmp_path, inline):
     """The ledger runs its SQL on the loop's thread by default (faster: no thread hop); the
     aiosqlite-thread mode must keep the same books."""
-    from actors.ports import InsufficientFunds
-    from mpay.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, Ledger, Transfer
+    from mpay.actors.ports import InsufficientFunds
+    from mpay.books.ledger import DEBITS_MUST_NOT_EXCEED_CREDITS, Ledger, Transfer
 
     ledger = await Ledger.open(tmp_path / "l.db", name="t", inline=inline)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.ports import (
+from mpay.actors.ports import (
     AmountInvalid,
     BankBooks,
     InsufficientFunds,
@@ -15,8 +15,8 @@ from actors.ports import (
     TransferIdConflict,
     UnknownAccount,
 )
-from mpay.books import BankLedgerBooks, PaymentCenterLedgerBooks, open_customer_accounts, open_merchant_accounts
-from mpay.invariants import INVARIANT_NAMES, check_invariants, invariant_report
+from mpay.books.accounts import BankLedgerBooks, PaymentCenterLedgerBooks, open_customer_accounts, open_merchant_accounts
+from mpay.books.invariants import INVARIANT_NAMES, check_invariants, invariant_report
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mpay.cli import main
+from mpay.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 HAPPY = ROOT / "scenarios" / "happy_path.toml"
@@ -111,11 +111,11 @@ def test_console_script_help_explains_itself() -> None:
 
 
 def test_validate_checks_a_scripts_scenario(tmp_path, capsys) -> None:
-    from mpay.cli import main
+    from mpay.cli.main import main
 
     script = tmp_path / "s.py"
     script.write_text(
-        "from mpay.study import ScenarioBuilder, item\n"
+        "from mpay.study.api import ScenarioBuilder, item\n"
         "def scenario():\n"
         "    return ScenarioBuilder('s').customer('a').merchant('m').order('a', 'm', item('t', 1, 1)).build()\n",
         encoding="utf-8",

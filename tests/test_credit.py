@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from actors.ports import CreditBureau, RatingRefused
-from mpay.credit import (
+from mpay.actors.ports import CreditBureau, RatingRefused
+from mpay.books.credit import (
     SCORE_UNKNOWN,
     AllowAll,
     BetaReputation,
@@ -18,7 +18,7 @@ from mpay.credit import (
     OutcomeConflict,
     SqliteCreditBureau,
 )
-from mpay.ledger import Ledger
+from mpay.books.ledger import Ledger
 
 DAY_S = 86_400.0
 

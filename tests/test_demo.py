@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mpay import i18n
-from mpay.cli import main
-from mpay.demo import _des_key, des_cbc_decrypt, des_cbc_encrypt, des_search
-from protocol.messages import MESSAGE_MODELS, MessageType
+from mpay.present import i18n
+from mpay.cli.main import main
+from mpay.present.demo import _des_key, des_cbc_decrypt, des_cbc_encrypt, des_search
+from mpay.protocol.messages import MESSAGE_MODELS, MessageType
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -252,7 +252,7 @@ def test_legacy_des_section_is_marked_insecure_and_only_in_the_demo(capsys) -> N
     assert re.search(r"it tried 65536 keys in [\d.]+ s and found the key: yes, it decrypts the whole message", section)
     assert "Deep Crack" in section
     assert "legacy-des" not in (ROOT / "protocol" / "suites.py").read_text(encoding="utf-8")
-    assert "legacy" not in (ROOT / "mpay" / "scenario.py").read_text(encoding="utf-8")
+    assert "legacy" not in (ROOT / "mpay" / "schema" / "scenario.py").read_text(encoding="utf-8")
 
 
 # --- docs/teaching.md: every command runs, every quoted figure is what the demo prints ---------
@@ -327,8 +327,8 @@ class _ClosingReader(io.StringIO):
 def test_a_reader_that_goes_away_ends_the_narration_not_the_run(key_cache) -> None:
     import asyncio
 
-    from mpay.demo import DemoOptions, run_demo
-    from mpay.scenario import load_scenario
+    from mpay.present.demo import DemoOptions, run_demo
+    from mpay.schema.scenario import load_scenario
 
     out = _ClosingReader()
     status = asyncio.run(run_demo(load_scenario(ROOT / "scenarios" / "happy_path.toml"), options=DemoOptions(), out=out))

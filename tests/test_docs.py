@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from mpay import scenario as schema
+from mpay.schema import scenario as schema
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

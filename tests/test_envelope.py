@@ -12,9 +12,9 @@ from conftest import CERT_NOT_AFTER, CERT_NOT_BEFORE, DAY_S, T0, World
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpay.vectors import pick_roles
-from protocol import envelope, messages, suites
-from protocol.envelope import (
+from mpay.keys.vectors import pick_roles
+from mpay.protocol import envelope, messages, suites
+from mpay.protocol.envelope import (
     MAX_ENVELOPE_BYTES,
     SignedHeaders,
     decrypt_envelope,
@@ -23,7 +23,7 @@ from protocol.envelope import (
     seal,
     sign_payload,
 )
-from protocol.errors import (
+from mpay.protocol.errors import (
     BadSignature,
     CertificateExpired,
     CertificateRevoked,
@@ -36,11 +36,11 @@ from protocol.errors import (
     UnsupportedAlgorithm,
     WrongRecipient,
 )
-from protocol.messages import MessageType, contract_no_of, encode_message
-from protocol.pki import Authority, TrustStore
-from protocol.samples import sample_message
-from protocol import suites
-from protocol.suites import get_suite
+from mpay.protocol.messages import MessageType, contract_no_of, encode_message
+from mpay.protocol.pki import Authority, TrustStore
+from mpay.protocol.samples import sample_message
+from mpay.protocol import suites
+from mpay.protocol.suites import get_suite
 
 PROPERTY = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

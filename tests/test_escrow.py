@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from protocol import escrow as e
-from protocol.errors import IllegalTransition, MalformedMessage
-from protocol.escrow import (
+from mpay.protocol import escrow as e
+from mpay.protocol.errors import IllegalTransition, MalformedMessage
+from mpay.protocol.escrow import (
     Accepted,
     CancelTimer,
     Confirmed,
@@ -49,8 +49,8 @@ from protocol.escrow import (
     outcome_of,
     transition,
 )
-from protocol.messages import contract_digest
-from protocol.samples import CONTRACT, sample_message
+from mpay.protocol.messages import contract_digest
+from mpay.protocol.samples import CONTRACT, sample_message
 
 W = Windows()
 AMOUNT = 24_000

@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from mpay.faults import (
+from mpay.sim.faults import (
     ClockSkew, CrashPoint, FaultError, FaultPlan, FaultyStore, SimulatedCrash, SkewedClock, _Armed,
 )
-from mpay.kernel import Kernel
-from mpay.ledger import Ledger
-from mpay.network import LinkConfig, SmsNetwork
-from mpay.scenario import ScenarioError, load_scenario, parse_scenario
-from mpay.state_store import SqliteStateStore
-from mpay.world import World
-from actors.ports import SendMeta, StateStore
+from mpay.sim.kernel import Kernel
+from mpay.books.ledger import Ledger
+from mpay.sim.network import LinkConfig, SmsNetwork
+from mpay.schema.scenario import ScenarioError, load_scenario, parse_scenario
+from mpay.books.state_store import SqliteStateStore
+from mpay.sim.world import World
+from mpay.actors.ports import SendMeta, StateStore
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 

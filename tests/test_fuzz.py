@@ -15,12 +15,12 @@ from conftest import T0, World, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.base import plain_text_of
-from protocol.envelope import MAX_ENVELOPE_BYTES, open_envelope, seal
-from protocol.errors import ProtocolError
-from protocol.messages import MESSAGE_MODELS, MessageType, decode_message
-from protocol.samples import sample_message
-from protocol.sms import SMS_OCTETS, Reassembler
+from mpay.actors.base import plain_text_of
+from mpay.protocol.envelope import MAX_ENVELOPE_BYTES, open_envelope, seal
+from mpay.protocol.errors import ProtocolError
+from mpay.protocol.messages import MESSAGE_MODELS, MessageType, decode_message
+from mpay.protocol.samples import sample_message
+from mpay.protocol.sms import SMS_OCTETS, Reassembler
 
 FUZZ = settings(
     max_examples=examples(150, 3_000),
@@ -155,7 +155,7 @@ def test_random_payloads_never_validate_by_accident(message_type: MessageType, p
     except ProtocolError as exc:
         assert exc.reason in ("malformed", "too_large")
     else:  # a valid message, by chance: then it is exactly its canonical encoding
-        from protocol.messages import encode_message
+        from mpay.protocol.messages import encode_message
 
         assert encode_message(message) == payload
 
@@ -181,8 +181,8 @@ def test_junk_on_the_air_is_refused_and_the_honest_purchase_completes(junk, tmp_
     import asyncio
     from pathlib import Path
 
-    from mpay.scenario import load_scenario
-    from mpay.world import World as SimWorld
+    from mpay.schema.scenario import load_scenario
+    from mpay.sim.world import World as SimWorld
 
     scenario = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / "happy_path.toml")
 

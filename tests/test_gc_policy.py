@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from mpay.gc_policy import OLD_THRESHOLD, YOUNG_THRESHOLD, long_run_gc
+from mpay.sim.gc_policy import OLD_THRESHOLD, YOUNG_THRESHOLD, long_run_gc
 
 
 class _Node:

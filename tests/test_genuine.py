@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpay.genuine import GenuineCheck
+from mpay.sim.genuine import GenuineCheck
 
 PARTIES = ["mpc", "c1", "c2", "m1"]
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.ports import Clock, TimerFired
-from mpay.kernel import (
+from mpay.actors.ports import Clock, TimerFired
+from mpay.sim.kernel import (
     DuplicateActor,
     HandlerFailed,
     Kernel,

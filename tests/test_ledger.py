@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from actors.ports import (
+from mpay.actors.ports import (
     AccountExists,
     AmountInvalid,
     CurrencyMismatch,
@@ -21,9 +21,9 @@ from actors.ports import (
     TransferInvalid,
     UnknownAccount,
 )
-from mpay.checkpointer import CHECKPOINT_EVERY_COMMITS, WalCheckpointer
-from mpay.invariants import check_ledger
-from mpay.ledger import (
+from mpay.books.checkpointer import CHECKPOINT_EVERY_COMMITS, WalCheckpointer
+from mpay.books.invariants import check_ledger
+from mpay.books.ledger import (
     AMOUNT_MAX,
     CREATED,
     CREDITS_MUST_NOT_EXCEED_DEBITS,

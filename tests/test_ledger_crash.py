@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mpay.books import BankLedgerBooks, PaymentCenterLedgerBooks
-from mpay.invariants import check_invariants, check_ledger
+from mpay.books.accounts import BankLedgerBooks, PaymentCenterLedgerBooks
+from mpay.books.invariants import check_invariants, check_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = textwrap.dedent(
     """
     import asyncio, os, signal, sys
-    from mpay.books import BankLedgerBooks, PaymentCenterLedgerBooks, open_customer_accounts, open_merchant_accounts
+    from mpay.books.accounts import BankLedgerBooks, PaymentCenterLedgerBooks, open_customer_accounts, open_merchant_accounts
 
     async def main(pc_path, bank_path, mode):
         pc = await PaymentCenterLedgerBooks.open(pc_path)
@@ -113,7 +113,7 @@ async def test_connection_dropped_before_commit_loses_only_the_open_block(tmp_pa
     # open a block by hand and close the connection without COMMIT
     raw = pc.ledger._raw
     await pc.ledger.connection._execute(raw.execute, "BEGIN IMMEDIATE")
-    from mpay.ledger import _apply_batch, Transfer, POST_PENDING
+    from mpay.books.ledger import _apply_batch, Transfer, POST_PENDING
 
     await pc.ledger.connection._execute(
         _apply_batch, raw, [Transfer("settle:c1", flags=POST_PENDING, pending_id="hold:c1")], 1.0

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from actors.ports import (
+from mpay.actors.ports import (
     AmountInvalid,
     CurrencyMismatch,
     InsufficientFunds,
@@ -27,8 +27,8 @@ from actors.ports import (
     TransferInvalid,
     UnknownAccount,
 )
-from mpay.invariants import check_ledger
-from mpay.ledger import (
+from mpay.books.invariants import check_ledger
+from mpay.books.ledger import (
     CREATED,
     CREDITS_MUST_NOT_EXCEED_DEBITS,
     DEBITS_MUST_NOT_EXCEED_CREDITS,

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, StringConstraints
 
-from protocol import messages as m
-from protocol.errors import MalformedMessage, MessageTooLarge
-from protocol.messages import (
+from mpay.protocol import messages as m
+from mpay.protocol.errors import MalformedMessage, MessageTooLarge
+from mpay.protocol.messages import (
     MAX_AMOUNT_FEN,
     MAX_ITEMS,
     MESSAGE_MODELS,
@@ -31,7 +31,7 @@ from protocol.messages import (
     decode_message,
     encode_message,
 )
-from protocol.samples import CONTRACT, CONTRACT_NO, all_samples, sample_message
+from mpay.protocol.samples import CONTRACT, CONTRACT_NO, all_samples, sample_message
 
 ALL_TYPES = list(MessageType)
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from actors.ports import SendMeta, SmsArrival, Transport
-from mpay.kernel import Kernel
-from mpay.network import (
+from mpay.actors.ports import SendMeta, SmsArrival, Transport
+from mpay.sim.kernel import Kernel
+from mpay.sim.network import (
     ANY,
     AirSms,
     LinkConfig,
@@ -17,8 +17,8 @@ from mpay.network import (
     SmsNetwork,
     UnknownNumber,
 )
-from protocol.errors import MessageTooLarge
-from protocol.sms import MAX_MESSAGE_OCTETS, Reassembler, segment
+from mpay.protocol.errors import MessageTooLarge
+from mpay.protocol.sms import MAX_MESSAGE_OCTETS, Reassembler, segment
 
 EPOCH = 1_767_225_600.0
 META = SendMeta(message_type="payment_request", contract_no="C-1")

@@ -12,10 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa, x25519
 
-import protocol.pki as pki
-from protocol.errors import CertificateExpired, CertificateRevoked, UnknownCertificate, UnsupportedAlgorithm
-from protocol.pki import Authority, TrustStore, kid, party_id_of, phone_of, role_of
-from protocol.suites import SUITES, get_suite
+import mpay.protocol.pki as pki
+from mpay.protocol.errors import CertificateExpired, CertificateRevoked, UnknownCertificate, UnsupportedAlgorithm
+from mpay.protocol.pki import Authority, TrustStore, kid, party_id_of, phone_of, role_of
+from mpay.protocol.suites import SUITES, get_suite
 
 PEM = serialization.Encoding.PEM
 

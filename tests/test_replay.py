@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import Replay
-from protocol.replay import ReplayGuard, SequenceCounter
+from mpay.protocol.errors import Replay
+from mpay.protocol.replay import ReplayGuard, SequenceCounter
 
 NOW = 1_767_225_600
 

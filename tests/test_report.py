@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from mpay import report
-from mpay.report import check_png, check_report_html, render_report, span, write_report, yuan
-from mpay.runner import run_scenario
-from mpay.scenario import load_scenario, parse_scenario
-from protocol.sms import parts_needed
+from mpay.present import report
+from mpay.present.report import check_png, check_report_html, render_report, span, write_report, yuan
+from mpay.study.runner import run_scenario
+from mpay.schema.scenario import load_scenario, parse_scenario
+from mpay.protocol.sms import parts_needed
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 

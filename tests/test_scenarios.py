@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mpay.runner import run_scenario
-from mpay.scenario import load_scenario
+from mpay.study.runner import run_scenario
+from mpay.schema.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 

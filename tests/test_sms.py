@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.errors import MalformedMessage, MessageTooLarge
-from protocol.sms import (
+from mpay.protocol.errors import MalformedMessage, MessageTooLarge
+from mpay.protocol.sms import (
     MAX_MESSAGE_OCTETS,
     MAX_PARTS,
     PART_PAYLOAD_OCTETS,

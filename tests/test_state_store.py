@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.ports import StateStore
-from mpay.ledger import Ledger
-from mpay.state_store import ROWS_PER_STATEMENT, SqliteStateStore
+from mpay.actors.ports import StateStore
+from mpay.books.ledger import Ledger
+from mpay.books.state_store import ROWS_PER_STATEMENT, SqliteStateStore
 
 
 @pytest.fixture(params=[False, True], ids=["thread", "inline"])

@@ -1,4 +1,4 @@
-"""The scripting API (mpay.study), `mpay run FILE.py`, the example studies and the progress line."""
+"""The scripting API (mpay.study.api), `mpay run FILE.py`, the example studies and the progress line."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from mpay.cli import main
-from mpay.progress import Progress
-from mpay.scenario import ScenarioError, load_scenario
-from mpay.study import ScenarioBuilder, Study, format_table, item, load_scenario_file, load_script, run
+from mpay.cli.main import main
+from mpay.present.progress import Progress
+from mpay.schema.scenario import ScenarioError, load_scenario
+from mpay.study.api import ScenarioBuilder, Study, format_table, item, load_scenario_file, load_script, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
 HAPPY_SCRIPT = '''
-from mpay.study import ScenarioBuilder, item
+from mpay.study.api import ScenarioBuilder, item
 
 def scenario():
     return (
@@ -105,7 +105,7 @@ def test_run_returns_the_summary_and_writes_files_only_when_asked(tmp_path: Path
 
 async def test_run_inside_an_event_loop_says_what_to_use_instead() -> None:
     scenario = ScenarioBuilder("x").customer("a").merchant("s").order("a", "s", item("t", 1, 1)).build()
-    with pytest.raises(RuntimeError, match="await mpay.runner.run_scenario"):
+    with pytest.raises(RuntimeError, match="await mpay.study.runner.run_scenario"):
         run(scenario)
     await asyncio.sleep(0)
 
@@ -160,7 +160,7 @@ def test_a_script_scenario_validates_and_takes_seed_and_params(tmp_path: Path, c
         tmp_path,
         "sized.py",
         '''
-        from mpay.study import ScenarioBuilder, item
+        from mpay.study.api import ScenarioBuilder, item
 
         def scenario(orders: int = 1):
             builder = ScenarioBuilder("sized").customer("a", wallet_fen=100_000).merchant("s")
@@ -209,7 +209,7 @@ def test_scenario_errors_inside_a_script_name_the_file_and_the_field(tmp_path: P
         tmp_path,
         "negative.py",
         '''
-        from mpay.study import ScenarioBuilder, item
+        from mpay.study.api import ScenarioBuilder, item
 
         def scenario():
             b = ScenarioBuilder("neg").customer("a").merchant("s")
@@ -233,7 +233,7 @@ def test_param_is_refused_for_toml_files(capsys) -> None:
 
 
 STUDY_SCRIPT = '''
-from mpay.study import ScenarioBuilder, Study, item
+from mpay.study.api import ScenarioBuilder, Study, item
 
 def study(out_dir, price_fen: int = 1_000, expect_refund: bool = False):
     results = Study("tiny", out_dir)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpay.scenario import LinkSpec, OrderSpec, Scenario, parse_scenario
-from mpay.study import run
+from mpay.schema.scenario import LinkSpec, OrderSpec, Scenario, parse_scenario
+from mpay.study.api import run
 from mpay.testing import (
     amounts_fen,
     customer_behaviours,

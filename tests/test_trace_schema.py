@@ -15,8 +15,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from mpay.runner import run_scenario
-from mpay.scenario import load_scenario, parse_scenario
+from mpay.study.runner import run_scenario
+from mpay.schema.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

@@ -26,11 +26,11 @@ from pycose.keys.okp import OKPKey
 from pycose.messages import recipient as pycose_recipient
 from pycose.messages import CoseMessage, EncMessage, Sign1Message
 
-from mpay.cli import main
-from mpay.keycache import KeyCache
-from protocol.messages import MessageType, decode_message
-from protocol.pki import party_id_of, phone_of, role_of
-from protocol.suites import SUITES
+from mpay.cli.main import main
+from mpay.keys.keycache import KeyCache
+from mpay.protocol.messages import MessageType, decode_message
+from mpay.protocol.pki import party_id_of, phone_of, role_of
+from mpay.protocol.suites import SUITES
 
 PEM = serialization.Encoding.PEM
 
@@ -173,7 +173,7 @@ def test_the_key_cache_reads_mpay_key_cache(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_a_corrupt_cached_key_gets_a_clear_message(tmp_path: Path) -> None:
-    from mpay.keycache import KeyCacheError
+    from mpay.keys.keycache import KeyCacheError
 
     (tmp_path / "compact").mkdir()
     (tmp_path / "compact" / "000000.pem").write_text("not a key")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mpay.runner import run_scenario
-from mpay.scenario import load_scenario, parse_scenario
-from mpay.world import World
-from protocol.messages import CARD_SECRET_TYPES
+from mpay.study.runner import run_scenario
+from mpay.schema.scenario import load_scenario, parse_scenario
+from mpay.sim.world import World
+from mpay.protocol.messages import CARD_SECRET_TYPES
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -50,7 +50,7 @@ async def test_same_scenario_and_seed_give_the_same_trace(tmp_path: Path) -> Non
 
 
 async def test_checkpoints_from_their_own_thread_change_nothing_in_a_run(tmp_path: Path) -> None:
-    """A world's two databases checkpoint from threads of their own (mpay/checkpointer.py);
+    """A world's two databases checkpoint from threads of their own (mpay/books/checkpointer.py);
     a checkpoint asked for after every commit gives the same run as the default."""
     scenario = parse_scenario(MIXED)
     checkpointers = []
@@ -145,7 +145,7 @@ async def test_a_failed_build_closes_the_databases_it_opened(tmp_path: Path, mon
     fails half-way must close what it opened, or `mpay run` hangs instead of reporting."""
     import threading
 
-    import mpay.world as world_module
+    import mpay.sim.world as world_module
 
     before = set(threading.enumerate())
 

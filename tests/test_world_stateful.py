@@ -26,14 +26,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mpay.adversary import Adversary, Delayer, Dropper, Duplicator, Phisher, Tamperer
-from mpay.faults import FaultPlan
-from mpay.invariants import invariant_report
-from mpay.scenario import parse_scenario
-from mpay.world import World
-from protocol import escrow
-from protocol import messages as m
-from actors.behaviour import CustomerBehaviour, MerchantBehaviour
+from mpay.sim.adversary import Adversary, Delayer, Dropper, Duplicator, Phisher, Tamperer
+from mpay.sim.faults import FaultPlan
+from mpay.books.invariants import invariant_report
+from mpay.schema.scenario import parse_scenario
+from mpay.sim.world import World
+from mpay.protocol import escrow
+from mpay.protocol import messages as m
+from mpay.actors.behaviour import CustomerBehaviour, MerchantBehaviour
 
 PARTIES = {
     "customers": [

@@ -1,0 +1,1 @@
+"""The shipped scenarios (package data of ``mpay.scenarios``): ``mpay scenarios`` lists them."""
